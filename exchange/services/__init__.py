@@ -1,0 +1,1 @@
+"""Every write to the intelligence store goes through a function in this package."""

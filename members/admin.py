@@ -1,0 +1,42 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from .models import ApiToken, Member, TrustGroup, TrustGroupMembership, User
+
+
+class MembershipInline(admin.TabularInline):
+    model = TrustGroupMembership
+    extra = 0
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    list_display = ["name", "identity_id", "default_tlp", "is_active", "created_at"]
+    search_fields = ["name", "identity_id"]
+    list_filter = ["is_active", "default_tlp"]
+    inlines = [MembershipInline]
+
+
+@admin.register(TrustGroup)
+class TrustGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "collection_id", "is_all_members"]
+    search_fields = ["name", "slug"]
+    inlines = [MembershipInline]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "email", "member", "role", "is_staff", "is_active"]
+    list_filter = ["role", "is_staff", "is_active"]
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("Phalanx", {"fields": ("member", "role")}))
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Staff see and revoke tokens; the secret itself is never stored, so never shown."""
+
+    list_display = ["name", "member", "prefix", "scopes", "expires_at", "revoked_at",
+                    "last_used_at"]
+    list_filter = ["revoked_at"]
+    readonly_fields = ["prefix", "digest", "last_used_at", "created_at", "created_by"]
+    search_fields = ["name", "prefix", "member__name"]

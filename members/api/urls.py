@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "members-api"
+
+urlpatterns = [
+    path("me/", views.ProfileView.as_view(), name="profile"),
+    path("members/", views.PeerListView.as_view(), name="peers"),
+    path("trust-groups/", views.TrustGroupListView.as_view(), name="trust-groups"),
+    path("users/", views.UserListView.as_view(), name="users"),
+    path("users/<int:user_id>/", views.UserDetailView.as_view(), name="user"),
+    path("tokens/", views.TokenListView.as_view(), name="tokens"),
+    path("tokens/<int:token_id>/", views.TokenDetailView.as_view(), name="token"),
+]
