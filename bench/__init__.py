@@ -1,0 +1,1 @@
+"""Benchmarks from ../shared/BENCHMARKS.md: `python -m bench S1` (or `all`)."""
