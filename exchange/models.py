@@ -110,3 +110,115 @@ class PendingPublication(models.Model):
     status = models.OneToOneField(PublishStatus, on_delete=models.CASCADE, primary_key=True)
     payload = models.BinaryField()
     options = models.JSONField(default=dict)
+
+
+class Observable(models.Model):
+    """One normalised value (see `exchange.observables`) that one stored version names: the
+    index behind lookups, exports, sightings from SIEMs and correlation.
+
+    Reads always reach it through `StixObject.objects.visible_to(...)`. A few facts of the
+    version are copied here because the index is filtered and ordered on them without a join:
+    `stix_id` and `modified` (which version is current), `valid_until` (expiry), `name`.
+    `is_latest` is true while no newer version of `stix_id` exists at all, whoever may read it.
+    `sid_key` names the IDS rules of this (object, value) pair and is inherited by later
+    versions, so rule SIDs stay the same across versions (None: use `id`).
+    """
+
+    # No database constraint: the index is written in bulk inside the publish transaction, and
+    # a per-row foreign-key check would cost more than the rest of the COPY. Rows only ever
+    # name versions stored in the same transaction, Django's collector still cascades deletes,
+    # and every read joins back to a visible version, so a stray row could match nothing.
+    version = models.ForeignKey(
+        StixObject, on_delete=models.CASCADE, related_name="observables", db_constraint=False
+    )
+    stix_id = models.CharField(max_length=300)
+    object_type = models.CharField(max_length=250)
+    kind = models.CharField(max_length=8)
+    value = models.CharField(max_length=2048)
+    prefix = models.SmallIntegerField(null=True)
+    modified = models.DateTimeField()
+    valid_until = models.DateTimeField(null=True)
+    name = models.CharField(max_length=200, blank=True)
+    is_latest = models.BooleanField(default=True)
+    sid_key = models.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["value"], name="exchange_observable_value_idx"),
+            models.Index(fields=["stix_id"], name="exchange_observable_stix_idx"),
+            models.Index(fields=["valid_until"], name="exchange_observable_expiry_idx",
+                         condition=Q(valid_until__isnull=False)),
+            models.Index(fields=["kind", "prefix"], name="exchange_observable_net_idx",
+                         condition=Q(prefix__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value} in {self.stix_id}"
+
+
+class FalsePositiveReport(models.Model):
+    """A member's statement that an object's intelligence is a false positive. An object is
+    suppressed in every export once enough distinct members say so
+    (`PHALANX_FALSE_POSITIVE_THRESHOLD`), and at once for the member who said it."""
+
+    stix_id = models.CharField(max_length=300)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stix_id", "member"],
+                                    name="%(app_label)s_%(class)s_once_per_member"),
+        ]
+        indexes = [models.Index(fields=["stix_id"], name="exchange_fp_stix_idx")]
+
+    def __str__(self) -> str:
+        return f"false positive {self.stix_id} by member {self.member_id}"
+
+
+class TriageState(models.Model):
+    """Where one member's analysts are with one object (a STIX id, across its versions).
+
+    An object with no row is new to the member: rows are written only when an analyst acts, so
+    the queue costs nothing for the intelligence nobody has touched yet. `false_positive` here
+    and the member's `FalsePositiveReport` are kept together by `services.triage`.
+    """
+
+    class State(models.TextChoices):
+        NEW = "new", "New"
+        IN_REVIEW = "in_review", "In review"
+        CONFIRMED = "confirmed", "Confirmed"
+        FALSE_POSITIVE = "false_positive", "False positive"
+        BENIGN = "benign", "Benign"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    stix_id = models.CharField(max_length=300)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.NEW)
+    assignee = models.ForeignKey(
+        "members.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    updated_by = models.ForeignKey(
+        "members.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "stix_id"], name="%(app_label)s_%(class)s_once_per_member"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "state"], name="exchange_triage_state_idx"),
+            models.Index(fields=["member", "assignee"], name="exchange_triage_assignee_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stix_id} {self.state} for member {self.member_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_TRIAGE_STATES
+
+
+OPEN_TRIAGE_STATES = (TriageState.State.NEW, TriageState.State.IN_REVIEW)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PHALANX_VAR_DIR", BASE_DIR / "var"))
-# The embedded database and broker live here; make sure a fresh checkout can use it.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# The embedded database and file broker live here; kombu's file transport does not create its
+# folders, so a fresh checkout gets them now.
+for _folder in (VAR_DIR, VAR_DIR / "broker", VAR_DIR / "broker-control", VAR_DIR / "static"):
+    _folder.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -65,12 +68,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files (admin, API docs, dashboard) from gunicorn in production.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A strict Content-Security-Policy on every answer: the dashboard runs no inline script.
+    "exchange.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "exchange.urls"
@@ -105,6 +112,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Feed pages stop at their LIMIT after a few thousand index probes, but PostgreSQL costs
+    # them as if they read the whole store and JIT-compiles them for seconds: JIT off.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -130,9 +141,26 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading HSTS is a per-domain opt-in the operator makes (SECURE_HSTS_PRELOAD=1), so its
+# absence is not a deployment fault.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- Dashboard sessions ------------------------------------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# An analyst's working day; the session ends with it, and scripts cannot read the cookie.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+# Failed dashboard logins per canonical user name (and per client address) before a pause.
+PHALANX_LOGIN_MAX_FAILURES = env_int("PHALANX_LOGIN_MAX_FAILURES", 10)
+PHALANX_LOGIN_LOCKOUT_SECONDS = env_int("PHALANX_LOGIN_LOCKOUT_SECONDS", 900)
 
 # --- Body limits -------------------------------------------------------------------------------
 # The publish endpoints read their body themselves with this cap, so it holds for every framing.
@@ -140,7 +168,7 @@ PHALANX_MAX_BODY_BYTES = env_int("PHALANX_MAX_BODY_BYTES", 128 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # --- The exchange ------------------------------------------------------------------------------
-PHALANX = {
+PHALANX: dict[str, Any] = {
     # Bundles with more objects than this answer 202 and finish in a Celery task.
     "SYNC_MAX_OBJECTS": env_int("PHALANX_SYNC_MAX_OBJECTS", 1000),
     "MAX_BUNDLE_OBJECTS": env_int("PHALANX_MAX_BUNDLE_OBJECTS", 250_000),
@@ -157,6 +185,82 @@ PHALANX = {
         "PHALANX_EXCHANGE_IDENTITY", "identity--5f1b9a7e-0c7e-4d0a-9d51-2f7f3f5b0c11"
     ),
     "TOKEN_LAST_USED_RESOLUTION_SECONDS": env_int("PHALANX_TOKEN_LAST_USED_RESOLUTION", 60),
+    # Integrations: distinct members whose false-positive reports suppress an object in every
+    # export; the most observables one lookup may check; the most MISP attributes one import
+    # may hold and the most indicators one MISP export converts.
+    "FALSE_POSITIVE_THRESHOLD": env_int("PHALANX_FALSE_POSITIVE_THRESHOLD", 2),
+    "LOOKUP_MAX_OBSERVABLES": env_int("PHALANX_LOOKUP_MAX_OBSERVABLES", 100_000),
+    "MISP_IMPORT_MAX_ATTRIBUTES": env_int("PHALANX_MISP_IMPORT_MAX_ATTRIBUTES", 20_000),
+    "MISP_EXPORT_MAX_INDICATORS": env_int("PHALANX_MISP_EXPORT_MAX_INDICATORS", 10_000),
+}
+
+# --- Alerts and webhooks -----------------------------------------------------------------------
+# Test-only switches: let webhooks reach loopback (127.0.0.0/8, ::1) and use plain http, for a
+# receiver on the test machine. Off in production; a test proves the defaults refuse loopback.
+PHALANX_WEBHOOK_ALLOW_LOOPBACK = env_bool("PHALANX_WEBHOOK_ALLOW_LOOPBACK", False)
+PHALANX_WEBHOOK_ALLOW_HTTP = env_bool("PHALANX_WEBHOOK_ALLOW_HTTP", False)
+# After a secret rotation the old secret keeps signing this long, beside the new one.
+PHALANX_WEBHOOK_SECRET_OVERLAP_HOURS = env_int("PHALANX_WEBHOOK_SECRET_OVERLAP_HOURS", 24)
+_ALERTS_SWEEP_SECONDS = env_int("PHALANX_ALERTS_SWEEP_SECONDS", 30)
+PHALANX_ALERTS: dict[str, Any] = {
+    "CONNECT_TIMEOUT": float(os.environ.get("PHALANX_WEBHOOK_CONNECT_TIMEOUT", "5")),
+    "READ_TIMEOUT": float(os.environ.get("PHALANX_WEBHOOK_READ_TIMEOUT", "10")),
+    "RESPONSE_MAX_BYTES": env_int("PHALANX_WEBHOOK_RESPONSE_MAX_BYTES", 64 * 1024),
+    # Seconds before each retry of a failed delivery (with +-20% jitter): about a day in all.
+    "RETRY_SCHEDULE": [
+        int(s)
+        for s in env_list("PHALANX_WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+    ],
+    # Retries due sooner than this are queued with a countdown; later ones the sweeper finds.
+    "SHORT_RETRY_SECONDS": 300,
+    "SWEEP_SECONDS": _ALERTS_SWEEP_SECONDS,
+    # A due delivery whose message has not run this long after it was queued is queued again.
+    "SWEEP_GRACE_SECONDS": env_int("PHALANX_ALERTS_SWEEP_GRACE_SECONDS", 120),
+    "CIRCUIT_THRESHOLD": env_int("PHALANX_WEBHOOK_CIRCUIT_THRESHOLD", 10),
+    "CIRCUIT_COOLDOWN_SECONDS": env_int("PHALANX_WEBHOOK_CIRCUIT_COOLDOWN", 900),
+    # Versions per fan-out task, and so the most objects one alert message carries.
+    "FANOUT_CHUNK": env_int("PHALANX_ALERTS_FANOUT_CHUNK", 200),
+    # Deliveries per task message: they share the database work and are sent in parallel.
+    "DELIVERY_BATCH": env_int("PHALANX_ALERTS_DELIVERY_BATCH", 25),
+    # How long a batch waits for its slowest sends before leaving them to finish on their own.
+    "BATCH_PATIENCE_SECONDS": 1.0,
+}
+
+
+# --- Collective response (read by alerts/response/policy.py; documented there and in .env.example)
+def _minutes(name: str, default: str) -> list[int]:
+    return [int(v) for v in env_list(name, default)]
+
+
+_RESPONSE_ESCALATION_SWEEP_SECONDS = env_int("PHALANX_RESPONSE_ESCALATION_SWEEP_SECONDS", 60)
+PHALANX_RESPONSE: dict[str, Any] = {
+    # Severities whose activations go ACTIVE at once; the others wait for exchange staff.
+    "AUTO_ACTIVATE": env_list("PHALANX_RESPONSE_AUTO_ACTIVATE", "high,critical"),
+    # Minutes from activation until acknowledge, assess and mitigate are due, per severity.
+    "DUE_MINUTES": {
+        "low": _minutes("PHALANX_RESPONSE_DUE_LOW", "60,1440,4320"),
+        "medium": _minutes("PHALANX_RESPONSE_DUE_MEDIUM", "30,480,2880"),
+        "high": _minutes("PHALANX_RESPONSE_DUE_HIGH", "15,240,1440"),
+        "critical": _minutes("PHALANX_RESPONSE_DUE_CRITICAL", "15,120,720"),
+    },
+    # Minutes after a step fell due: re-notify the member, then its backup contacts, then staff.
+    "ESCALATION_MINUTES": _minutes("PHALANX_RESPONSE_ESCALATION_MINUTES", "0,15,30"),
+    "ESCALATION_SWEEP_SECONDS": _RESPONSE_ESCALATION_SWEEP_SECONDS,
+    # A report sharing an indicator value with an open activation this recent joins it.
+    "MERGE_WINDOW_HOURS": env_int("PHALANX_RESPONSE_MERGE_WINDOW_HOURS", 72),
+    # This many distinct members sighting one indicator within the window open an activation.
+    "CORROBORATION_MEMBERS": env_int("PHALANX_RESPONSE_CORROBORATION_MEMBERS", 3),
+    "CORROBORATION_WINDOW_HOURS": env_int("PHALANX_RESPONSE_CORROBORATION_WINDOW_HOURS", 24),
+    "CORROBORATION_SEVERITY": os.environ.get("PHALANX_RESPONSE_CORROBORATION_SEVERITY", "medium"),
+    # An anonymous reporter's sector is shown only if at least this many members share it.
+    "K_ANONYMITY": env_int("PHALANX_RESPONSE_K_ANONYMITY", 3),
+    # Severity rises to <level> once this many members are affected or likely affected.
+    "SEVERITY_AT_AFFECTED": env_list(
+        "PHALANX_RESPONSE_SEVERITY_AT_AFFECTED", "medium:3,high:10,critical:25"
+    ),
+    # Due launches and scans whose task message has not run this long are queued again.
+    "SWEEP_GRACE_SECONDS": env_int("PHALANX_RESPONSE_SWEEP_GRACE_SECONDS", 60),
+    "MAX_REPORT_OBSERVABLES": env_int("PHALANX_RESPONSE_MAX_REPORT_OBSERVABLES", 1000),
 }
 
 # --- REST framework ----------------------------------------------------------------------------
@@ -184,6 +288,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set that appears under several field names or in several apps.
+    "ENUM_NAME_OVERRIDES": {
+        "TlpEnum": "members.choices.Tlp",
+        "DeliveryStateEnum": "alerts.choices.DeliveryState",
+        "AssetKindEnum": "members.choices.AssetKind",
+        "ActivationStateEnum": "alerts.response.choices.ActivationState",
+        "TaskStateEnum": "alerts.response.choices.TaskState",
+        "TaskTransitionEnum": "alerts.response.choices.TaskTransition",
+        "AidKindEnum": "alerts.response.choices.AidKind",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------------------------
@@ -224,8 +338,23 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "exchange.purge_expired_statuses",
         "schedule": 3600.0,
     },
+    "alerts.sweep": {"task": "alerts.sweep", "schedule": float(_ALERTS_SWEEP_SECONDS)},
+    "alerts.seal_digests": {"task": "alerts.seal_digests", "schedule": 60.0},
+    "alerts.response.escalate": {
+        "task": "alerts.response.escalate",
+        "schedule": float(_RESPONSE_ESCALATION_SWEEP_SECONDS),
+    },
+    "alerts.response.sweep": {"task": "alerts.response.sweep", "schedule": 30.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Cache (login throttling, dashboard chart data) ----------------------------------------------
+# Shared by every web process through Redis when there is one; per process in embedded mode.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 # --- Mail --------------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(
@@ -237,6 +366,7 @@ EMAIL_BACKEND = os.environ.get(
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "phalanx@localhost")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 
 LOGGING = {
     "version": 1,

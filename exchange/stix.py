@@ -4,19 +4,27 @@ Everything a member sends passes through here before it reaches a service: the J
 parsed strictly (no duplicate keys, NaN, huge numbers or deep nesting), each object is validated
 as STIX 2.1 by the `stix2` library, custom properties must carry the `x_` prefix, and STIX
 patterns are bounded in length, nesting and comparisons before the ANTLR parser ever sees them.
+
+Large bundles make two things here hot, and each has a fast path that provably gives the same
+answer as the slow one: JSON is read by orjson when nothing in the body could make its reading
+differ from the strict parser's (`_parse_fast`), and plain indicators are recognised by
+`stix_fast`, which accepts a subset of what stix2 accepts and defers everything else to it.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import stix2
 import stix2.exceptions
 from django.conf import settings
@@ -25,6 +33,8 @@ from stix2patterns.validator import run_validator
 
 from members.choices import Tlp
 from members.exceptions import PhalanxError
+
+from . import stix_fast
 
 # --- errors ------------------------------------------------------------------------------------
 
@@ -105,21 +115,112 @@ def _parse_float(text: str) -> float:
     return value
 
 
+_CONTAINERS = frozenset({dict, list})
+
+
 def _depth_exceeds(document: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
+    # Level by level; parsed JSON holds plain dicts and lists only, so an exact type test
+    # suffices (and is the cheap part of walking a 100,000-object bundle).
+    level = [document] if type(document) in _CONTAINERS else []
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+        level = [child for node in level
+                 for child in (node.values() if type(node) is dict else node)
+                 if type(child) in _CONTAINERS]
+        depth += 1
     return False
 
 
 def parse_json(raw: bytes) -> Any:
     """Parse a request body strictly; every failure is a `MalformedJson` with a clear reason."""
+    with collector_paused(len(raw) > LARGE_BODY):
+        document = _parse_fast(raw)
+        if document is None:
+            return _parse_strict(raw)
+        limit = settings.PHALANX["MAX_JSON_DEPTH"]
+        if _depth_exceeds(document, limit):
+            raise MalformedJson(f"The JSON document is nested deeper than {limit}.",
+                                code="too_deep")
+        return document
+
+
+# From about this size on, parsing runs with the cyclic garbage collector paused: building a
+# million containers triggers collections that walk all of them again and free nothing.
+LARGE_BODY = 1 << 20
+
+
+@contextmanager
+def collector_paused(pause: bool = True) -> Iterator[None]:
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+# A body containing any of these is left to the strict parser: `\u0000` and surrogate escapes
+# (see `_has_unstorable_text`), and an escaped colon (which `_parse_fast`'s count cannot see).
+_FAST_PARSE_SPOILERS = re.compile(rb"\\u(?:0000|003[aA]|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# An exponent in orjson's output: how an integer beyond 64 bits, which orjson reads as a float
+# and the strict parser as an int, shows up (any float of 1e16 or more looks the same).
+_EXPONENT = re.compile(rb"[0-9]e\+")
+
+
+def _parse_fast(raw: bytes) -> Any | None:
+    """orjson's reading of `raw`, but only when it is provably the strict parser's reading;
+    None sends the body to `_parse_strict` (also for its precise error message).
+
+    orjson rejects what the strict parser rejects except for three things, each caught here:
+    duplicate keys (it keeps the last one), integers beyond 64 bits (it reads them as floats)
+    and the NUL escape. Duplicates are found by counting colons: outside strings JSON has one per
+    key, and orjson writes string colons back as they came, so the body and orjson's compact
+    output hold the same number of colons exactly when no key was dropped.
+    """
+    if _has_spoiler(raw):
+        return None
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    compact = orjson.dumps(document)
+    if raw.count(b":") != compact.count(b":") or _has_exponent(compact):
+        return None
+    return document
+
+
+def _has_exponent(compact: bytes) -> bool:
+    return b"e+" in compact and _EXPONENT.search(compact) is not None
+
+
+def parse_stored_json(raw: bytes) -> Any:
+    """Parse JSON this exchange accepted (and stored) earlier: the strict checks already
+    passed, so orjson reads it unless it is one of the rare bodies only the strict parser
+    reads the same way."""
+    if _has_spoiler(raw):
+        return parse_json(raw)
+    with collector_paused(len(raw) > LARGE_BODY):
+        return _loads_or_strict(raw)
+
+
+def _has_spoiler(raw: bytes) -> bool:
+    # Most bodies have no \u escape at all; the substring test runs at memory speed.
+    return b"\\u" in raw and _FAST_PARSE_SPOILERS.search(raw) is not None
+
+
+def _loads_or_strict(raw: bytes) -> Any:
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return parse_json(raw)
+    return parse_json(raw) if _has_exponent(orjson.dumps(document)) else document
+
+
+def _parse_strict(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -141,7 +242,38 @@ def parse_json(raw: bytes) -> Any:
     limit = settings.PHALANX["MAX_JSON_DEPTH"]
     if _depth_exceeds(document, limit):
         raise MalformedJson(f"The JSON document is nested deeper than {limit}.", code="too_deep")
+    if _SUSPECT_ESCAPE.search(text) and _has_unstorable_text(document):
+        raise MalformedJson("A string holds NUL or an unpaired UTF-16 surrogate, which cannot "
+                            "be stored.", code="unstorable_text")
     return document
+
+
+# JSON may escape characters no text column takes: NUL (PostgreSQL refuses it) and unpaired
+# surrogates (not encodable as UTF-8). Only a body with such an escape is walked in full.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _has_unstorable_text(document: Any) -> bool:
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node or (not node.isascii() and _not_utf8(node)):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # --- bundles -----------------------------------------------------------------------------------
@@ -184,15 +316,29 @@ _COMPARISON = re.compile(
 )
 
 
+def _check_pattern_length(pattern: str) -> None:
+    limit = settings.PHALANX["MAX_PATTERN_LENGTH"]
+    if len(pattern) > limit:
+        raise StixError(f"The pattern is longer than {limit} characters.",
+                        code="pattern_too_long")
+
+
+def _check_comparison_count(count: int) -> None:
+    limit = settings.PHALANX["MAX_PATTERN_COMPARISONS"]
+    if count > limit:
+        raise StixError(f"The pattern has more than {limit} comparisons.",
+                        code="pattern_too_complex")
+
+
 def check_pattern_limits(pattern: str) -> None:
     """Bound the work the pattern parser may do. Runs before the parser, on the raw text."""
     limits = settings.PHALANX
-    if len(pattern) > limits["MAX_PATTERN_LENGTH"]:
-        raise StixError(f"The pattern is longer than {limits['MAX_PATTERN_LENGTH']} characters.",
-                        code="pattern_too_long")
+    _check_pattern_length(pattern)
     unquoted = _QUOTED.sub("''", pattern)
     depth = deepest = 0
-    for char in unquoted:
+    # Nesting cannot be deeper than the number of openers; most patterns have one or two.
+    openers = unquoted.count("(") + unquoted.count("[")
+    for char in unquoted if openers > limits["MAX_PATTERN_DEPTH"] else "":
         if char in "([":
             depth += 1
             deepest = max(deepest, depth)
@@ -201,10 +347,7 @@ def check_pattern_limits(pattern: str) -> None:
     if deepest > limits["MAX_PATTERN_DEPTH"]:
         raise StixError(f"The pattern nests deeper than {limits['MAX_PATTERN_DEPTH']}.",
                         code="pattern_too_deep")
-    if len(_COMPARISON.findall(unquoted)) > limits["MAX_PATTERN_COMPARISONS"]:
-        raise StixError(
-            f"The pattern has more than {limits['MAX_PATTERN_COMPARISONS']} comparisons.",
-            code="pattern_too_complex")
+    _check_comparison_count(len(_COMPARISON.findall(unquoted)))
 
 
 def validate_pattern(pattern: str) -> None:
@@ -273,29 +416,99 @@ def _check_envelope(data: Any) -> tuple[str, str]:
     return stix_type, stix_id
 
 
-def _check_custom_properties(stix_type: str, data: dict[str, Any]) -> None:
-    cls = STIX2_OBJ_MAPS["2.1"]["objects"].get(stix_type) or \
+def _class_for(stix_type: str) -> Any:
+    return STIX2_OBJ_MAPS["2.1"]["objects"].get(stix_type) or \
         STIX2_OBJ_MAPS["2.1"]["observables"][stix_type]
-    unknown = sorted(k for k in data if k not in cls._properties and not k.startswith("x_"))
+
+
+def _check_custom_properties(stix_type: str, data: dict[str, Any]) -> None:
+    properties = _class_for(stix_type)._properties
+    unknown = sorted(k for k in data if k not in properties and not k.startswith("x_"))
     if unknown:
         raise StixError(
             "Custom properties must start with 'x_': " + ", ".join(unknown[:5]) + ".",
             code="custom_property")
 
 
-def validate_object(data: Any) -> ValidObject:
-    """Validate one STIX 2.1 object; raise `StixError` with the reason otherwise."""
+# STIX 2.1 requires these, but stix2 quietly fills them in with "now" when missing: a version
+# without a `modified` of its own would become a new version at every publish.
+_REQUIRED_BUT_DEFAULTED = {"indicator": ("valid_from",)}
+
+
+def _check_strict_properties(stix_type: str, data: dict[str, Any]) -> None:
+    """STIX 2.1 rules stix2 leaves unchecked or coerces. They are checked on the JSON as sent,
+    which is what the exchange stores, indexes and serves."""
+    if None in data.values():
+        key = next(k for k, v in data.items() if v is None)
+        raise StixError(f"Property {key!r} is null; STIX leaves out a property it has no value "
+                        "for.", code="invalid_stix")
+    properties = _class_for(stix_type)._properties
+    missing = [name for name in ("created", "modified") if name in properties and name not in data]
+    missing += [name for name in _REQUIRED_BUT_DEFAULTED.get(stix_type, ()) if name not in data]
+    if missing:
+        raise StixError(f"Missing required properties: {', '.join(missing)}.",
+                        code="missing_property")
+    confidence = data.get("confidence")
+    if confidence is not None and (type(confidence) is not int or not 0 <= confidence <= 100):
+        raise StixError("confidence must be an integer from 0 to 100.", code="invalid_stix")
+    if "revoked" in data and type(data["revoked"]) is not bool:
+        raise StixError("revoked must be true or false.", code="invalid_stix")
+
+
+def validate_object(data: Any, *, fast: bool = True) -> ValidObject:
+    """Validate one STIX 2.1 object; raise `StixError` with the reason otherwise.
+
+    Plain indicators take the fast path (`stix_fast`), everything else and whatever the fast
+    path is unsure of goes to stix2; `fast=False` sends everything to stix2 (the differential
+    tests compare both)."""
     stix_type, stix_id = _check_envelope(data)
     _check_custom_properties(stix_type, data)
-    if stix_type == "indicator" and data.get("pattern_type") == "stix":
-        pattern = data.get("pattern")
+    _check_strict_properties(stix_type, data)
+    pattern = data.get("pattern") if stix_type == "indicator" and \
+        data.get("pattern_type") == "stix" else None
+    if isinstance(pattern, str):
+        _check_pattern_length(pattern)
+    valid = _validate_fast(data, stix_type, stix_id) if fast else None
+    if valid is None:
         if isinstance(pattern, str):
             # Bounded before stix2 hands the raw text to the ANTLR pattern validator.
             check_pattern_limits(pattern)
+        valid = _validate_with_stix2(data, stix_type, stix_id)
+    # stix2 leaves this STIX 2.1 rule (section 3.2) unchecked.
+    if valid.created is not None and valid.modified < valid.created:
+        raise StixError("modified must not be earlier than created.", code="invalid_stix")
+    return valid
+
+
+def _validate_fast(data: dict[str, Any], stix_type: str, stix_id: str) -> ValidObject | None:
+    if stix_type != "indicator":
+        return None
+    facts = stix_fast.indicator_facts(data)
+    if facts is None:
+        return None
+    # The fast grammar has no nesting, and its comparisons are exactly what
+    # `check_pattern_limits` counts: only their number can exceed a limit.
+    _check_comparison_count(facts.comparisons)
+    return ValidObject(
+        data=data,
+        stix_id=stix_id,
+        stix_type=stix_type,
+        created=facts.created,
+        modified=facts.modified,
+        revoked=facts.revoked,
+        valid_until=facts.valid_until,
+        confidence=facts.confidence,
+        marking_refs=_all_marking_refs(data),
+        sighting_of_ref=None,
+    )
+
+
+def _validate_with_stix2(data: dict[str, Any], stix_type: str, stix_id: str) -> ValidObject:
     try:
         parsed = stix2.parse(data, allow_custom=True, version="2.1")
     except stix2.exceptions.STIXError as exc:
-        code = "invalid_pattern" if "pattern" in str(exc) and stix_type == "indicator" \
+        # Only a bad pattern value is `invalid_pattern`; a missing one is plain invalid STIX.
+        code = "invalid_pattern" if getattr(exc, "prop_name", None) == "pattern" \
             else "invalid_stix"
         raise StixError(str(exc).splitlines()[0][:500], code=code) from None
     except Exception as exc:  # the boundary: whatever stix2 or ANTLR raise is the input's fault
@@ -326,10 +539,56 @@ def iter_validated(objects: list[Any]) -> Iterator[tuple[int, ValidObject | Stix
             yield index, exc
 
 
+# orjson writes JSON exactly as `json.dumps(..., separators=(",", ":"), ensure_ascii=False)`
+# does, except for small floats (0.00001 and 1e-7 where json writes 1e-05 and 1e-07) and the
+# types passed through here, which it refuses; those are left to the standard library.
+_ORJSON_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                   | orjson.OPT_PASSTHROUGH_SUBCLASS)
+# A number token (after a colon, comma or bracket) in one of those spellings.
+_SMALL_FLOAT = re.compile(rb"[:,\[]-?(?:0\.0000|[0-9.]+e-)")
+
+
+_NUMBER_PART = frozenset(b"0123456789.")
+_BEFORE_NUMBER = frozenset(b":,[")
+
+
+def _has_small_float(text: bytes) -> bool:
+    """Whether orjson's output holds a number spelled differently from json's: `.0000` (rare)
+    or an `e-` ending a number token, told apart from the `e-` inside UUIDs by what precedes
+    it (a number token follows a colon, comma or bracket, perhaps with a minus)."""
+    if b".0000" in text and _SMALL_FLOAT.search(text):
+        return True
+    end = text.find(b"e-")
+    while end > 0:
+        start = end
+        while start > 0 and text[start - 1] in _NUMBER_PART:
+            start -= 1
+        if start < end and start > 0:
+            before = start - 1
+            if text[before] == 0x2D and before > 0:  # a minus sign
+                before -= 1
+            if text[before] in _BEFORE_NUMBER:
+                return True
+        end = text.find(b"e-", end + 2)
+    return False
+
+
+def _compact_json(data: Any, *, sort_keys: bool) -> bytes:
+    try:
+        text = orjson.dumps(data, option=_ORJSON_OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys
+                                                            else 0))
+    except TypeError:  # an integer beyond 64 bits, or a type JSON does not have
+        text = None
+    if text is None or _has_small_float(text):
+        return json.dumps(data, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+    return text
+
+
 def content_hash(data: dict[str, Any]) -> str:
-    """A digest of an object's content that ignores key order and white space."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """A digest of an object's content that ignores key order and white space: SHA-256 of the
+    compact, key-sorted JSON text."""
+    return hashlib.sha256(_compact_json(data, sort_keys=True)).hexdigest()
 
 
 def has_created_by_ref(stix_type: str) -> bool:
@@ -340,4 +599,4 @@ def has_created_by_ref(stix_type: str) -> bool:
 
 def dumps(data: dict[str, Any]) -> str:
     """The stored text of an object: compact, key order kept as the producer sent it."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _compact_json(data, sort_keys=False).decode("utf-8")

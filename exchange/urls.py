@@ -1,10 +1,11 @@
-"""Top-level routes: the REST API under /api/v1/, its schema and docs, admin, health."""
+"""Top-level routes: the REST API under /api/v1/, its schema and docs, admin, health, and the
+dashboard pages."""
 
 from django.contrib import admin
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -19,6 +20,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("members.api.urls")),
     path("api/v1/", include("exchange.api.urls")),
+    path("api/v1/", include("alerts.api.urls")),
+    path("api/v1/", include("alerts.api.response_urls")),
+    path("taxii2/", include("exchange.taxii.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    # The dashboard (session sign-in, CSRF): pages at the root, sign-in at /accounts/login/.
+    path("", include("members.urls")),
+    path("", include("exchange.dashboard_urls")),
+    path("", include("alerts.urls")),
 ]

@@ -1,7 +1,17 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from .models import ApiToken, Member, TrustGroup, TrustGroupMembership, User
+from .models import (
+    ApiToken,
+    Member,
+    NotificationPolicy,
+    TrustGroup,
+    TrustGroupMembership,
+    User,
+    WebhookEndpoint,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -35,8 +45,55 @@ class UserAdmin(DjangoUserAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Staff see and revoke tokens; the secret itself is never stored, so never shown."""
 
-    list_display = ["name", "member", "prefix", "scopes", "expires_at", "revoked_at",
-                    "last_used_at"]
+    list_display = [
+        "name",
+        "member",
+        "prefix",
+        "scopes",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["revoked_at"]
     readonly_fields = ["prefix", "digest", "last_used_at", "created_at", "created_by"]
     search_fields = ["name", "prefix", "member__name"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Staff see endpoints and their health; signing secrets are never shown, and private
+    asset lists are not registered here at all: they are the member's alone."""
+
+    list_display = [
+        "id",
+        "member",
+        "url",
+        "is_active",
+        "disabled_reason",
+        "consecutive_failures",
+        "circuit_open_until",
+    ]
+    list_filter = ["is_active", "disabled_reason"]
+    search_fields = ["url", "member__name"]
+    exclude = ["secret", "previous_secret"]
+    # Members register and change endpoints through the API, where URLs are checked and
+    # secrets made; staff may only switch one off.
+    readonly_fields = [
+        "member",
+        "url",
+        "description",
+        "event_types",
+        "disabled_reason",
+        "consecutive_failures",
+        "circuit_open_until",
+        "previous_secret_expires_at",
+    ]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+
+@admin.register(NotificationPolicy)
+class NotificationPolicyAdmin(admin.ModelAdmin):
+    list_display = ["member", "mode", "only_my_assets", "min_confidence", "email_enabled"]
+    list_filter = ["mode", "only_my_assets"]

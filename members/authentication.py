@@ -1,4 +1,5 @@
-"""DRF authentication by API token, for `/api/` and `/taxii2/` only (dashboard pages use sessions)."""
+"""DRF authentication by API token, for `/api/` and `/taxii2/` only (dashboard pages use
+sessions)."""
 
 from __future__ import annotations
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import Role, Scope, Tlp
+from .choices import AssetKind, DeliveryMode, Role, Scope, Tlp
 
 
 def new_identity_id() -> str:
@@ -90,6 +91,9 @@ class TrustGroupMembership(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.member} in {self.group}"
+
 
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def usable(self) -> ApiTokenQuerySet:
@@ -129,3 +133,116 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+# --- Alerting configuration: what a member wants to hear about, where, and what is its own ------
+
+
+class WebhookEndpoint(models.Model):
+    """A member's HTTPS receiver for signed alert messages (Standard Webhooks).
+
+    `secret` signs every message; after a rotation `previous_secret` signs too until
+    `previous_secret_expires_at`, so receivers can switch over without losing a message. The
+    secret is needed in clear to sign, so it is stored as is and shown to the member only once.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    # Empty means every subscribable event type.
+    event_types = models.JSONField(default=list, blank=True)
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=32, blank=True)
+    # The circuit breaker: consecutive failed attempts, and until when sends are paused.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    circuit_open_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} of member {self.member_id}"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a message sent at `now`: the current one first."""
+        secrets = [self.secret]
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at is not None
+            and self.previous_secret_expires_at > now
+        ):
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+class NotificationPolicy(models.Model):
+    """What a member wants to hear about and when. A member without a row gets the defaults
+    of a fresh row: everything visible to it, immediately, by e-mail and webhooks."""
+
+    member = models.OneToOneField(
+        Member, on_delete=models.CASCADE, related_name="notification_policy"
+    )
+    # Empty means every group the member is in.
+    trust_groups = models.ManyToManyField(TrustGroup, blank=True, related_name="+")
+    # Empty means every type / every TLP level.
+    object_types = models.JSONField(default=list, blank=True)
+    tlp_levels = models.JSONField(default=list, blank=True)
+    min_confidence = models.SmallIntegerField(null=True, blank=True)
+    only_my_assets = models.BooleanField(default=False)
+    mode = models.CharField(
+        max_length=16, choices=DeliveryMode.choices, default=DeliveryMode.IMMEDIATE
+    )
+    # Daily digests go out at this hour, in `timezone`.
+    digest_hour = models.PositiveSmallIntegerField(default=8)
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    email_enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_confidence__isnull=True)
+                | Q(min_confidence__gte=0, min_confidence__lte=100),
+                name="%(app_label)s_%(class)s_confidence_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(digest_hour__lte=23),
+                name="%(app_label)s_%(class)s_digest_hour_in_day",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"notification policy of member {self.member_id}"
+
+
+class PrivateAsset(models.Model):
+    """One entry of a member's private asset list. Only that member ever sees it; intelligence
+    that matches it is flagged "affects you" for that member alone."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="private_assets")
+    kind = models.CharField(max_length=16, choices=AssetKind.choices)
+    # Normalised by the service: a network in CIDR form, a lower-case domain, an AS number.
+    value = models.CharField(max_length=255)
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "kind", "value"], name="%(app_label)s_%(class)s_once_per_member"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -122,6 +124,12 @@ def create_user(
         raise Conflict(f"The username {username!r} is taken.", code="user_exists")
     user = User(username=username, email=email, member=member, role=role, is_staff=is_staff)
     if password:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise PhalanxError("The password is too weak.", code="weak_password",
+                               errors=[{"field": "password", "message": m}
+                                       for m in exc.messages]) from None
         user.set_password(password)
     else:
         user.set_unusable_password()

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -20,10 +21,12 @@ ON_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _real_services_available() -> bool:
-    return (settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-            and bool(settings.REDIS_URL))
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and bool(
+        settings.REDIS_URL
+    )
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected what the run excludes
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _real_services_available():
         return
@@ -32,7 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "CI=true but Postgres (DATABASE_URL) and Redis (REDIS_URL) are not configured; "
             "tests marked 'services' cannot be skipped in CI. Deselect them with "
-            "-m 'not services' only on purpose.")
+            "-m 'not services' only on purpose."
+        )
     skip = pytest.mark.skip(reason="needs DATABASE_URL=postgres://… and REDIS_URL")
     for item in items:
         if item.get_closest_marker("services"):
@@ -47,10 +51,17 @@ class MemberClient:
         self.token = token
         self.api = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
 
-    def publish(self, bundle: dict[str, Any], **params: str) -> Any:
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        return self.api.post(f"/api/v1/bundles/{'?' + query if query else ''}",
-                             data=json.dumps(bundle), content_type="application/json")
+    def publish(self, bundle: dict[str, Any], **params: Any) -> Any:
+        """POST a bundle; a list value repeats the parameter (`recipient=[a, b]`)."""
+        return self.publish_raw(json.dumps(bundle).encode(), **params)
+
+    def publish_raw(
+        self, body: bytes, content_type: str = "application/json", **params: Any
+    ) -> Any:
+        query = urlencode(params, doseq=True)
+        return self.api.post(
+            f"/api/v1/bundles/{'?' + query if query else ''}", data=body, content_type=content_type
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         return self.api.get(path, params)
@@ -60,11 +71,44 @@ class MemberClient:
         assert response.status_code == 200, response.content
         return [o["id"] for o in response.json()["objects"]]
 
+    def walk(
+        self,
+        *,
+        limit: int = 37,
+        cursor: str | None = None,
+        between_pages: Callable[[int], None] | None = None,
+        max_pages: int = 10_000,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Every object of /api/v1/objects/ from `cursor` on, page by page, with
+        `between_pages(page_number)` called after each page; returns (objects, resume cursor).
+        Bounded by `max_pages` so a paging bug fails the test instead of hanging it."""
+        objects: list[dict[str, Any]] = []
+        for page_number in range(max_pages):
+            params: dict[str, Any] = {"limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            response = self.api.get("/api/v1/objects/", params)
+            assert response.status_code == 200, response.content
+            page = response.json()
+            assert len(page["objects"]) <= limit
+            objects.extend(page["objects"])
+            cursor = page["next"]
+            if between_pages is not None:
+                between_pages(page_number)
+            if not page["more"]:
+                return objects, cursor
+        raise AssertionError(f"the walk did not end within {max_pages} pages")
+
 
 @pytest.fixture
 def member_client(db: None) -> Callable[..., MemberClient]:
-    def build(name: str | None = None, *, groups: tuple[str, ...] = (),
-              scopes: str = "read,write,respond,admin", **kwargs: Any) -> MemberClient:
+    def build(
+        name: str | None = None,
+        *,
+        groups: tuple[str, ...] = (),
+        scopes: str = "read,write,respond,admin",
+        **kwargs: Any,
+    ) -> MemberClient:
         member = make_member(name, groups=groups, **kwargs)
         return MemberClient(member, make_token(member, scopes))
 

@@ -26,24 +26,36 @@ TLP1 = {
 }
 
 
-def make_member(name: str | None = None, *, groups: tuple[str, ...] = (),
-                sectors: tuple[str, ...] = (), default_tlp: str = "green") -> Member:
+def make_member(
+    name: str | None = None,
+    *,
+    groups: tuple[str, ...] = (),
+    sectors: tuple[str, ...] = (),
+    default_tlp: str = "green",
+) -> Member:
     return member_services.create_member(
-        name=name or f"Member {next(_counter)}", trust_groups=groups, sectors=sectors,
-        default_tlp=default_tlp)
+        name=name or f"Member {next(_counter)}",
+        trust_groups=groups,
+        sectors=sectors,
+        default_tlp=default_tlp,
+    )
 
 
 def make_token(member: Member, scopes: str = "read,write,respond,admin") -> str:
-    return member_services.create_token(member=member, name="test",
-                                        scopes=scopes.split(",")).token
+    return member_services.create_token(member=member, name="test", scopes=scopes.split(",")).token
 
 
 def stix_id(stix_type: str) -> str:
     return f"{stix_type}--{uuid.uuid4()}"
 
 
-def indicator(*, value: str | None = None, modified: str = "2026-01-01T00:00:00.000Z",
-              markings: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def indicator(
+    *,
+    value: str | None = None,
+    modified: str = "2026-01-01T00:00:00.000Z",
+    markings: list[str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     value = value or f"203.0.113.{next(_counter) % 250}"
     obj: dict[str, Any] = {
         "type": "indicator",
@@ -78,3 +90,34 @@ def sighting(of_ref: str, **extra: Any) -> dict[str, Any]:
 
 def bundle(*objects: dict[str, Any]) -> dict[str, Any]:
     return {"type": "bundle", "id": stix_id("bundle"), "objects": list(objects)}
+
+
+def ipv4(value: str | None = None) -> dict[str, Any]:
+    """A cyber-observable (SCO): no created/modified, no created_by_ref."""
+    n = next(_counter)
+    return {
+        "type": "ipv4-addr",
+        "spec_version": "2.1",
+        "id": stix_id("ipv4-addr"),
+        "value": value or f"198.51.{(n // 250) % 250}.{n % 250}",
+    }
+
+
+def note(content: str = "seen at the edge", **extra: Any) -> dict[str, Any]:
+    """A small SDO that validates cheaply: handy where thousands of objects are needed."""
+    obj: dict[str, Any] = {
+        "type": "note",
+        "spec_version": "2.1",
+        "id": stix_id("note"),
+        "created": "2026-01-01T00:00:00.000Z",
+        "modified": "2026-01-01T00:00:00.000Z",
+        "content": content,
+        "object_refs": [stix_id("indicator")],
+    }
+    obj.update(extra)
+    return obj
+
+
+def new_version(obj: dict[str, Any], modified: str, **changes: Any) -> dict[str, Any]:
+    """The same object at a later (or earlier) `modified`, with `changes` applied."""
+    return {**obj, "modified": modified, **changes}

@@ -66,7 +66,7 @@ def start_worker(*, queues: str = "default,ingest,delivery,response", beat: bool
             "-c", str(concurrency), "--without-gossip", "--without-mingle", "-l", "INFO",
             "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"]
     if beat:
-        args += ["-B", "-s", str((log_path or Path("/tmp")).with_suffix(".beat"))]
+        args += ["-B", "-s", str((log_path or ROOT / "artifacts" / "beat").with_suffix(".beat"))]
     log = open(log_path or os.devnull, "wb")  # noqa: SIM115  closed with the process
     proc = subprocess.Popen(args, cwd=ROOT, env=process_env(**env), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

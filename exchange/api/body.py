@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -10,15 +12,27 @@ from members.exceptions import PayloadTooLarge, UnsupportedMediaType
 CHUNK = 1 << 20
 
 
+def _body_stream(request: HttpRequest) -> Any:
+    """Django reads a body without Content-Length as empty. A chunked body is readable to its
+    end only where the server says so (`wsgi.input_terminated`, as gunicorn does): then read
+    the server's stream directly; elsewhere a read to EOF could hang on a kept-alive socket."""
+    environ = getattr(request, "environ", {})
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not request.META.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+        return environ["wsgi.input"]
+    return request
+
+
 def read_capped_body(request: HttpRequest, limit: int | None = None) -> bytes:
     limit = settings.PHALANX_MAX_BODY_BYTES if limit is None else limit
     declared = request.META.get("CONTENT_LENGTH")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+    stream = _body_stream(request)
     parts: list[bytes] = []
     size = 0
     while True:
-        chunk = request.read(CHUNK)
+        chunk = stream.read(CHUNK)
         if not chunk:
             break
         size += len(chunk)

@@ -7,7 +7,7 @@ per object on that path.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpResponse
@@ -57,7 +57,9 @@ def _timestamp_param(request: Request, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is not None:
+            value.astimezone(UTC)  # a date at the edge of the calendar overflows in UTC
+    except (ValueError, OverflowError):
         raise PhalanxError(f"{name} must be an RFC 3339 timestamp.", code="bad_timestamp") \
             from None
     if value.tzinfo is None:
@@ -69,7 +71,7 @@ def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit alone accepts "²", which int() refuses
         raise PhalanxError(f"{name} must be a positive integer.", code=f"bad_{name}")
     return int(raw)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Max
+from django.db.models import Count, Exists, Max, OuterRef
 
 from members.models import Member
 
@@ -22,8 +22,12 @@ class SightingSummary:
 
 
 def summarise(*, reader: Member, stix_id: str) -> SightingSummary:
-    totals = (StixObject.objects.visible_to(reader)
-              .filter(type="sighting", sighting_of_ref=stix_id, revoked=False)
+    # Each sighting counts as the latest version the reader may see says: a later version may
+    # revoke it or point it at another object, and then the earlier rows no longer count.
+    visible = StixObject.objects.visible_to(reader).filter(type="sighting")
+    superseded = visible.filter(stix_id=OuterRef("stix_id"), modified__gt=OuterRef("modified"))
+    totals = (visible.filter(sighting_of_ref=stix_id, revoked=False)
+              .exclude(Exists(superseded))
               .aggregate(sightings=Count("stix_id", distinct=True),
                          members=Count("producer_id", distinct=True),
                          last=Max("date_added")))

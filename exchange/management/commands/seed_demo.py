@@ -22,6 +22,8 @@ from exchange.services.publish import publish_objects, resolve_target
 from members import services as member_services
 from members.models import Member, User
 
+# Demo users share one published password; a demo is never a production deployment.
+DEMO_PASSWORD = "phalanx-demo"  # noqa: S105
 DEMO_NAMESPACE = uuid.UUID("8f0b7d1e-3c54-4e0e-9a57-6c1a1c0b2d11")
 FINANCE_ISAC = "Finance ISAC"
 MEMBERS: list[dict[str, Any]] = [
@@ -133,7 +135,7 @@ class Command(BaseCommand):
         username = member.name.split()[0].lower() + "-admin"
         if not User.objects.filter(username=username).exists():
             member_services.create_user(member=member, username=username, role="admin",
-                                        email=spec["contact_email"], password="phalanx-demo")
+                                        email=spec["contact_email"], password=DEMO_PASSWORD)
         return member
 
     def _publish(self, member: Member, objects: list[dict[str, Any]], **target: Any) -> None:
@@ -167,7 +169,7 @@ class Command(BaseCommand):
     def _staff_user(self) -> None:
         if not User.objects.filter(username="staff").exists():
             user = member_services.create_user(member=None, username="staff", is_staff=True,
-                                               password="phalanx-demo")
+                                               password=DEMO_PASSWORD)
             user.is_superuser = True
             user.save(update_fields=["is_superuser"])
 

@@ -1,0 +1,129 @@
+"""Priority messages of the collective response, written into the alerts outbox.
+
+This builds on the outbox of `alerts.services.outbox` (Message, Delivery, `enqueue_after_commit`)
+rather than `outbox.notify`, which writes one member at a time: an activation tells a thousand
+members at once, so here messages and deliveries go in with two bulk inserts.
+
+A priority message goes to every active webhook endpoint of the member that takes
+`response.alert` messages, and to its contact address even if it turned ordinary e-mail alerts
+off: quiet hours, digests and the e-mail preference do not hold back a collective response.
+What each recipient reads is built at send time by `views.message_data` (registered with the
+outbox's body builder), through the visibility rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+from members.choices import EventType
+from members.models import Member, WebhookEndpoint
+
+from ..models import Delivery, Message
+from ..services.outbox import Channels, enqueue_after_commit
+
+logger = logging.getLogger(__name__)
+
+
+def priority_channels(
+    member_ids: Iterable[int], *, backup_contacts: bool = False
+) -> dict[int, Channels]:
+    """Every member's channels for a priority message: two queries. With `backup_contacts`,
+    a member with backup addresses gets an e-mail even without a contact address of its own
+    (the outbox adds the backups as recipients of such a message)."""
+    ids = list(member_ids)
+    endpoints: dict[int, list[tuple[int, frozenset[str]]]] = defaultdict(list)
+    rows = WebhookEndpoint.objects.filter(member_id__in=ids, is_active=True).values_list(
+        "id", "member_id", "event_types"
+    )
+    for endpoint_id, member_id, event_types in rows:
+        endpoints[member_id].append((endpoint_id, frozenset(event_types)))
+    with_email = set(
+        Member.objects.filter(pk__in=ids).exclude(contact_email="").values_list("id", flat=True)
+    )
+    if backup_contacts:
+        with_email.update(
+            m
+            for m, backups in Member.objects.filter(pk__in=ids).values_list("id", "backup_contacts")
+            if backups
+        )
+    return {
+        m: Channels(member_id=m, endpoints=tuple(endpoints[m]), email=m in with_email) for m in ids
+    }
+
+
+def send_priority(
+    *,
+    activation_uid: str,
+    member_ids: Iterable[int],
+    kind: str,
+    dedupe_key: str,
+    details: dict[str, Any] | None = None,
+) -> list[Message]:
+    """One priority `response.alert` message per member, with a delivery on each of its
+    channels, queued after commit. `dedupe_key` must be new for each member (the outbox's
+    unique (member, dedupe_key) backs that: a repeat fails the caller's transaction instead of
+    telling a member twice). Returns the messages written."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return []
+    # Due at once, in real time: a caller working with a logical `now` (tests, a late beat)
+    # never delays a priority message.
+    now = timezone.now()
+    facts = {"kind": kind, **(details or {})}
+    messages = Message.objects.bulk_create(
+        [
+            Message(
+                member_id=m,
+                event_type=EventType.RESPONSE,
+                subject_id=activation_uid,
+                priority=True,
+                due_at=now,
+                details=facts,
+                dedupe_key=dedupe_key,
+            )
+            for m in ids
+        ],
+        batch_size=1000,
+    )
+    channels = priority_channels(ids, backup_contacts=facts.get("to_backup_contacts") is True)
+    rows = [
+        row
+        for message in messages
+        for row in channels[message.member_id].deliveries(message, now=now)
+    ]
+    created = Delivery.objects.bulk_create(rows, batch_size=1000)
+    enqueue_after_commit([d.pk for d in created if d.enqueued_at is not None])
+    logger.info(
+        "response messages kind=%s activation=%s members=%d deliveries=%d",
+        kind,
+        activation_uid,
+        len(messages),
+        len(created),
+    )
+    return messages
+
+
+def send_priority_one(
+    *,
+    activation_uid: str,
+    member_id: int,
+    kind: str,
+    dedupe_key: str,
+    details: dict[str, Any] | None = None,
+) -> Message | None:
+    """One member's priority message, unless one with this key exists already."""
+    if Message.objects.filter(member_id=member_id, dedupe_key=dedupe_key).exists():
+        return None
+    sent = send_priority(
+        activation_uid=activation_uid,
+        member_ids=[member_id],
+        kind=kind,
+        dedupe_key=dedupe_key,
+        details=details,
+    )
+    return sent[0] if sent else None

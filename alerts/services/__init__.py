@@ -1,0 +1,1 @@
+"""Services of the alerts app: the fan-out decides, the outbox writes, delivery sends."""

@@ -1,0 +1,294 @@
+"""The analyst's intelligence pages: overview, triage queue and the object page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from exchange import dashboard
+from exchange.models import StixObject
+from exchange.paging import Position, encode_cursor
+from exchange.services import triage
+from exchange.templatetags.dashboard import tlp_class, tlp_label
+from members.access import (
+    acting_member,
+    dashboard_user,
+    is_member_user,
+    member_required,
+    signed_in_required,
+)
+from members.exceptions import PhalanxError
+from members.models import Member, User
+
+from ..forms import TRIAGE_ACTIONS, BulkTriageForm, TriageFilterForm
+from ..models import Alert
+from .common import error_page, groups_of, peers_of, safe_next
+
+PAGE_SIZE = 50
+CHART_SECONDS = 60
+TREND_DAYS = 14
+
+
+# --- overview ----------------------------------------------------------------------------------
+
+
+def _charts(member: Member) -> dict[str, Any]:
+    """The trend charts aggregate two weeks of intelligence: computed once a minute per
+    member, not on every page load."""
+    key = f"dashboard:charts:{member.pk}"
+    found = cache.get(key)
+    if found is None:
+        found = {
+            "intelligence": dashboard.intelligence_by_day(member=member, days=TREND_DAYS),
+            "sightings": dashboard.sightings_by_day(member=member, days=TREND_DAYS),
+        }
+        cache.set(key, found, CHART_SECONDS)
+    return dict(found)
+
+
+def affecting_ids(member: Member) -> Any:
+    """STIX ids the alerts found touching the member's private assets (a subquery)."""
+    return Alert.objects.filter(member=member, affects_you=True).values("stix_id")
+
+
+def overview_context(request: HttpRequest, member: Member) -> dict[str, Any]:
+    user = dashboard_user(request)
+    assert user is not None
+    open_rows = triage.queue(member=member, user=user, filters=triage.QueueFilters())
+    open_count, open_capped = triage.capped_count(open_rows)
+    since = timezone.now() - timedelta(days=TREND_DAYS)
+    alerts = Alert.objects.visible_to(member)
+    affects_count, affects_capped = triage.capped_count(
+        alerts.filter(affects_you=True, created_at__gte=since)
+    )
+    unread_count, unread_capped = triage.capped_count(alerts.unread())
+    return {
+        "open_count": open_count,
+        "open_capped": open_capped,
+        "affects_count": affects_count,
+        "affects_capped": affects_capped,
+        "unread_alerts": unread_count,
+        "unread_capped": unread_capped,
+        "mine_count": triage.assigned_open_count(member=member, user=user),
+        **_charts(member),
+    }
+
+
+@signed_in_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The landing page after sign-in: the member's overview, or the staff page for exchange
+    staff who belong to no member."""
+    user = dashboard_user(request)
+    assert user is not None
+    if not is_member_user(user):
+        if user.is_staff:
+            return redirect("dashboard:staff")
+        raise PermissionDenied
+    member = acting_member(request)
+    context = overview_context(request, member)
+    context.update(response_overview(member))
+    return render(request, "alerts/overview.html", context)
+
+
+def response_overview(member: Member) -> dict[str, Any]:
+    """Open activations and community protection, once the response board exists."""
+    from . import response
+
+    return response.overview_figures(member)
+
+
+# --- triage ------------------------------------------------------------------------------------
+
+
+def _rows_for_page(member: Member, rows: list[StixObject]) -> list[dict[str, Any]]:
+    ids = [row.stix_id for row in rows]
+    states = triage.states_of(member=member, stix_ids=ids)
+    affecting = set(
+        Alert.objects.filter(member=member, affects_you=True, stix_id__in=ids).values_list(
+            "stix_id", flat=True
+        )
+    )
+    page = []
+    object_url = reverse("dashboard:object", args=["-"])[:-2]  # reversed once, not per row
+    for row in rows:
+        data = dashboard.decode(row.body)
+        page.append(
+            {
+                "object": row,
+                "url": f"{object_url}{quote(row.stix_id, safe='')}/",
+                "tlp_class": tlp_class(row.tlp),
+                "tlp_label": tlp_label(row.tlp),
+                "summary": dashboard.summary_of(data),
+                "producer": dashboard.producer_label(
+                    producer=row.producer, anonymous=row.anonymous, reader=member
+                ),
+                "state": states[row.stix_id],
+                "affects": row.stix_id in affecting,
+            }
+        )
+    return page
+
+
+def _query_without_cursor(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    return params.urlencode()
+
+
+@member_required
+@require_GET
+def triage_queue(request: HttpRequest) -> HttpResponse:
+    member = acting_member(request)
+    user = dashboard_user(request)
+    assert user is not None
+    form = TriageFilterForm(request.GET or None, peers=peers_of(member), groups=groups_of(member))
+    context: dict[str, Any] = {
+        "form": form,
+        "rows": [],
+        "actions": TRIAGE_ACTIONS,
+        "users": _users(member),
+        "query": _query_without_cursor(request),
+        "next_cursor": None,
+        "count": 0,
+    }
+    filters = triage.QueueFilters()
+    after: Position | None = None
+    if request.GET:
+        if not form.is_valid():
+            return render(request, "alerts/triage.html", context, status=400)
+        filters = form.filters()
+        after = form.cleaned_data.get("cursor")
+        if form.cleaned_data.get("affects"):
+            filters = triage.QueueFilters(**{**filters.__dict__, "only_ids": affecting_ids(member)})
+    try:
+        rows = triage.queue(member=member, user=user, filters=filters)
+    except PhalanxError as exc:
+        context["error"] = exc.detail
+        return render(request, "alerts/triage.html", context, status=exc.status_code)
+    count, capped = triage.capped_count(rows)
+    if after is not None:
+        rows = triage.before_position(rows, after)
+    page = list(rows.select_related("producer")[: PAGE_SIZE + 1])
+    more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    context.update(
+        {
+            "rows": _rows_for_page(member, page),
+            "count": count,
+            "capped": capped,
+            "paged": after is not None,
+            "next_cursor": encode_cursor(Position(page[-1].date_added, page[-1].pk))
+            if more
+            else None,
+            "next_url": request.get_full_path(),
+        }
+    )
+    return render(request, "alerts/triage.html", context)
+
+
+def _users(member: Member) -> list[User]:
+    return list(User.objects.filter(member=member, is_active=True).order_by("username"))
+
+
+@member_required
+@require_POST
+def triage_bulk(request: HttpRequest) -> HttpResponse:
+    member = acting_member(request)
+    user = dashboard_user(request)
+    assert user is not None
+    form = BulkTriageForm(request.POST, users=_users(member))
+    back = safe_next(request, request.POST.get("next"), reverse("dashboard:triage"))
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect(back)
+    kind, value = form.cleaned_data["action"]
+    ids = form.cleaned_data["ids"]
+    try:
+        if kind == "state":
+            changed = triage.set_state(member=member, user=user, stix_ids=ids, state=value)
+            messages.success(
+                request, f"{changed} item(s) marked {dict(triage.State.choices)[value].lower()}."
+            )
+        else:
+            assignee = user.pk if value == "me" else (None if value == "none" else value)
+            changed = triage.assign(member=member, user=user, stix_ids=ids, assignee_id=assignee)
+            messages.success(request, f"{changed} item(s) reassigned.")
+    except PhalanxError as exc:
+        return error_page(request, exc)
+    return redirect(back)
+
+
+# --- the object page ---------------------------------------------------------------------------
+
+
+def _version_param(request: HttpRequest) -> datetime | None:
+    raw = request.GET.get("version")
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise PhalanxError("version must be an RFC 3339 timestamp.", code="bad_version") from None
+    if value.tzinfo is None:
+        raise PhalanxError("version needs a time zone.", code="bad_version")
+    return value
+
+
+def readable_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Top-level properties in a stable, readable order: the identifying ones first."""
+    first = (
+        "type",
+        "id",
+        "name",
+        "description",
+        "pattern",
+        "pattern_type",
+        "value",
+        "indicator_types",
+        "labels",
+        "valid_from",
+        "valid_until",
+        "confidence",
+        "created",
+        "modified",
+    )
+    keys = [k for k in first if k in data] + sorted(k for k in data if k not in first)
+    return [(key, data[key]) for key in keys]
+
+
+@member_required
+@require_GET
+def object_detail(request: HttpRequest, stix_id: str) -> HttpResponse:
+    member = acting_member(request)
+    try:
+        view = dashboard.object_view(
+            member=member, stix_id=stix_id, modified=_version_param(request)
+        )
+    except PhalanxError as exc:
+        return error_page(request, exc)
+    from . import response
+
+    return render(
+        request,
+        "alerts/object.html",
+        {
+            "view": view,
+            "rows": readable_rows(view.data),
+            "actions": TRIAGE_ACTIONS,
+            "activations": response.related_activations(member, stix_id),
+            "next_url": request.get_full_path(),
+        },
+    )

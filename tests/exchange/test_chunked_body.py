@@ -1,0 +1,79 @@
+"""Chunked request bodies through a real gunicorn: accepted, and capped like any other body."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from exchange.models import StixObject
+from tests.factories import bundle, indicator
+from tests.processes import ROOT, process_env, stop_process, wait_for
+
+pytestmark = pytest.mark.services
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def gunicorn_url(transactional_db: None, tmp_path) -> Iterator[tuple[str, int]]:
+    port = _free_port()
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115  closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "exchange.wsgi:application", "-b",
+         f"127.0.0.1:{port}", "-w", "1"],
+        cwd=ROOT, env=process_env(PHALANX_MAX_BODY_BYTES="200000"), stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def answers() -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/health/")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
+    try:
+        assert wait_for(answers, timeout=30), "gunicorn did not come up"
+        yield "127.0.0.1", port
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _post_chunked(address: tuple[str, int], token: str, body: bytes) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection(*address, timeout=30)
+    pieces = (body[i:i + 4096] for i in range(0, len(body), 4096))
+    conn.request("POST", "/api/v1/bundles/", body=pieces, encode_chunked=True,
+                 headers={"Authorization": f"Bearer {token}",
+                          "Content-Type": "application/json",
+                          "Transfer-Encoding": "chunked"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_chunked_bundle_is_published(gunicorn_url, member_client):
+    alice = member_client("Alice")
+    objects = [indicator() for _ in range(20)]
+    status, body = _post_chunked(gunicorn_url, alice.token, json.dumps(bundle(*objects)).encode())
+    assert status == 201, body
+    assert body["success_count"] == 20
+    assert StixObject.objects.count() == 20
+
+
+def test_chunked_body_over_the_cap_is_413_and_stores_nothing(gunicorn_url, member_client):
+    alice = member_client("Alice")
+    objects = [indicator(description="x" * 2000) for _ in range(150)]  # ~300 kB > 200 kB cap
+    status, body = _post_chunked(gunicorn_url, alice.token, json.dumps(bundle(*objects)).encode())
+    assert status == 413, body
+    assert body["code"] == "payload_too_large"
+    assert StixObject.objects.count() == 0
