@@ -16,8 +16,11 @@ from pathlib import Path
 def available() -> list[str]:
     here = Path(__file__).parent
     return sorted(
-        (m.name.upper() for m in pkgutil.iter_modules([str(here)])
-         if m.name.startswith("s") and m.name[1:].isdigit()),
+        (
+            m.name.upper()
+            for m in pkgutil.iter_modules([str(here)])
+            if m.name.startswith("s") and m.name[1:].isdigit()
+        ),
         key=lambda name: int(name[1:]),
     )
 

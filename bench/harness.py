@@ -33,8 +33,9 @@ def free_port() -> int:
 
 
 def psql(sql: str, url: str = PG_ADMIN_URL) -> None:
-    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def report(bench_id: str, passed: bool, figure: float, unit: str, target: str) -> bool:
@@ -56,8 +57,15 @@ def percentile(values: list[float], pct: float) -> float:
 class Stack:
     """A database of its own plus gunicorn and Celery processes for one benchmark run."""
 
-    def __init__(self, name: str, *, web_workers: int = 2, celery_concurrency: int = 2,
-                 redis_db: int = 9, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        web_workers: int = 2,
+        celery_concurrency: int = 2,
+        redis_db: int = 9,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.db_name = f"phalanx_bench_{name}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,18 +73,20 @@ class Stack:
         self.celery_concurrency = celery_concurrency
         self.log_dir = ROOT / "var" / "bench" / name
         self.env = dict(os.environ)
-        self.env.update({
-            "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.db_name,
-            "REDIS_URL": f"{REDIS_BASE}/{redis_db}",
-            "DEBUG": "0",
-            "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "0",
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "PHALANX_VAR_DIR": str(self.log_dir),
-            "LOG_LEVEL": "WARNING",
-            **(extra_env or {}),
-        })
+        self.env.update(
+            {
+                "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.db_name,
+                "REDIS_URL": f"{REDIS_BASE}/{redis_db}",
+                "DEBUG": "0",
+                "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "SECURE_SSL_REDIRECT": "0",
+                "CELERY_TASK_ALWAYS_EAGER": "0",
+                "PHALANX_VAR_DIR": str(self.log_dir),
+                "LOG_LEVEL": "WARNING",
+                **(extra_env or {}),
+            }
+        )
         self.procs: list[subprocess.Popen[bytes]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -84,41 +94,88 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         psql(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         psql(f'CREATE DATABASE "{self.db_name}"')
-        subprocess.run(["redis-cli", "-u", self.env["REDIS_URL"], "flushdb"], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["redis-cli", "-u", self.env["REDIS_URL"], "flushdb"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         self.manage("migrate", "-v0")
         self.start_web()
         self.start_worker()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         for proc in reversed(self.procs):
             self.stop(proc)
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-                                check=True, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return result.stdout.strip()
 
     def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / log_name, "wb")  # noqa: SIM115  lives as long as the process
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
     def start_web(self) -> subprocess.Popen[bytes]:
-        proc = self.spawn([sys.executable, "-m", "gunicorn", "exchange.wsgi:application",
-                           "-b", f"127.0.0.1:{self.port}", "-w", str(self.web_workers),
-                           "--timeout", "300"], "web.log")
+        proc = self.spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "exchange.wsgi:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                str(self.web_workers),
+                "--timeout",
+                "300",
+            ],
+            "web.log",
+        )
         self.wait_http(self.url + "/health/")
         return proc
 
     def start_worker(self, queues: str = "default,ingest,delivery,response") -> Any:
-        proc = self.spawn([sys.executable, "-m", "celery", "-A", "exchange", "worker",
-                           "-Q", queues, "-c", str(self.celery_concurrency), "-l", "WARNING",
-                           "--without-gossip", "--without-mingle"], "worker.log")
+        proc = self.spawn(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "exchange",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(self.celery_concurrency),
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            "worker.log",
+        )
         time.sleep(3)  # the worker connects to Redis and starts its pool
         return proc
 

@@ -17,8 +17,9 @@ gunicorn (3 workers, as compose runs it) on loopback:
 - incremental polls: each round a producer publishes BENCH_S4_POLL_NEW objects over TAXII, then
   every one of BENCH_S4_POLLERS members polls TAXII with `added_after` (the last
   X-TAXII-Date-Added-Last it saw) and REST with its `next` cursor, each protocol with its own
-  token, from BENCH_S4_POLL_CONCURRENCY client threads; each poll must return exactly the new
-  objects.
+  token. The polls are sent at BENCH_S4_POLL_RATE a second (default 50: every member polling
+  every 20 s), whatever the answers take, and a poll's latency counts from the moment it was
+  due; each poll must return exactly the new objects.
 
 In the same run the same ingest-and-pull workload goes to medallion, the OASIS reference TAXII
 server (its memory backend, run by its own `medallion` command; installed in its own
@@ -30,7 +31,8 @@ at BENCH_S4_COMPARE_OBJECTS (default 1,000), not at 1,000,000; both servers' fig
 ratios are printed at that size.
 
 Sizes: BENCH_S4_OBJECTS (default 1,000,000), BENCH_S4_PAGE (10,000), BENCH_S4_POLLERS (1,000),
-BENCH_S4_POLL_ROUNDS (2). Run: `python -m bench S4`; seeding alone: `python -m bench.s4 seed`.
+BENCH_S4_POLL_ROUNDS (2), BENCH_S4_POLL_NEW (20). Run: `python -m bench S4`; seeding alone:
+`python -m bench.s4 seed --out FILE` with the bench database's DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Config:
     pollers: int = field(default_factory=lambda: env_int("BENCH_S4_POLLERS", 1000))
     poll_rounds: int = field(default_factory=lambda: env_int("BENCH_S4_POLL_ROUNDS", 2))
     poll_new: int = field(default_factory=lambda: env_int("BENCH_S4_POLL_NEW", 20))
-    poll_concurrency: int = field(default_factory=lambda: env_int("BENCH_S4_POLL_CONCURRENCY", 4))
+    poll_rate: int = field(default_factory=lambda: env_int("BENCH_S4_POLL_RATE", 50))
     compare_objects: int = field(default_factory=lambda: env_int("BENCH_S4_COMPARE_OBJECTS", 1000))
     compare_envelope: int = field(default_factory=lambda: env_int("BENCH_S4_COMPARE_ENVELOPE", 100))
     compare_page: int = field(default_factory=lambda: env_int("BENCH_S4_COMPARE_PAGE", 500))
@@ -349,9 +351,37 @@ def poll_all(
     poll: Callable[[dict[str, Any]], tuple[float, bool]],
     concurrency: int,
 ) -> PollResult:
+    """Every state polled once, `concurrency` at a time, as fast as the server answers."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(poll, states))
+    return PollResult(
+        [ms for ms, _ in results],
+        sum(1 for _, ok in results if not ok),
+        time.perf_counter() - start,
+    )
+
+
+def poll_at_rate(
+    states: list[dict[str, Any]],
+    poll: Callable[[dict[str, Any]], tuple[float, bool]],
+    rate: float,
+    threads: int = 32,
+) -> PollResult:
+    """Every member polls once, the polls due `rate` a second one after another whatever the
+    answers take (members do not wait for each other). A poll's latency counts from the moment
+    it was due, so a client thread that could not send it on time counts against the server."""
+    start = time.perf_counter()
+
+    def at_its_time(item: tuple[int, dict[str, Any]]) -> tuple[float, bool]:
+        index, state = item
+        due = start + index / rate
+        time.sleep(max(0.0, due - time.perf_counter()))
+        _, ok = poll(state)
+        return (time.perf_counter() - due) * 1000, ok
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = list(pool.map(at_its_time, enumerate(states)))
     return PollResult(
         [ms for ms, _ in results],
         sum(1 for _, ok in results if not ok),
@@ -521,11 +551,11 @@ def run_full(config: Config) -> FullResult:
             )
             if status.get("success_count") != config.poll_new:
                 problems.append(f"round {round_number}: publishing answered {status}")
-            by_taxii = poll_all(
-                states, taxii_poller(objects_url, config.poll_new), config.poll_concurrency
+            by_taxii = poll_at_rate(
+                states, taxii_poller(objects_url, config.poll_new), config.poll_rate
             )
-            by_rest = poll_all(
-                states, rest_poller(stack.url, config.poll_new), config.poll_concurrency
+            by_rest = poll_at_rate(
+                states, rest_poller(stack.url, config.poll_new), config.poll_rate
             )
             taxii_lat += by_taxii.latencies_ms
             rest_lat += by_rest.latencies_ms
@@ -537,7 +567,7 @@ def run_full(config: Config) -> FullResult:
         rest_polls = PollResult(rest_lat, 0, rest_seconds)
         print(
             f"  incremental polls, {config.pollers:,} members x {config.poll_rounds} rounds of "
-            f"{config.poll_new} new objects, {config.poll_concurrency} concurrent clients:"
+            f"{config.poll_new} new objects, polls sent at {config.poll_rate}/s:"
         )
         print(f"    TAXII (added_after): {taxii_polls.summary()}")
         print(f"    REST (cursor):       {rest_polls.summary()}", flush=True)

@@ -265,6 +265,7 @@ def publish(stack: Stack, token: str) -> float:
     started = time.time()
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  loopback only
         assert response.status == 201, response.status
+    print(f"  the publish request took {time.time() - started:.3f} s")
     return started
 
 
@@ -309,9 +310,12 @@ def run() -> bool:
         f"{DELIVERY_PROCESSES} x {DELIVERY_THREADS} threads; {os.cpu_count()} cores"
     )
     receiver = Receiver().start()
-    env = {"PHALANX_WEBHOOK_ALLOW_LOOPBACK": "1", "PHALANX_WEBHOOK_ALLOW_HTTP": "1",
-           # S5_LOG_LEVEL=INFO leaves each task's timing in var/bench/s5/*.log.
-           "LOG_LEVEL": os.environ.get("S5_LOG_LEVEL", "WARNING")}
+    env = {
+        "PHALANX_WEBHOOK_ALLOW_LOOPBACK": "1",
+        "PHALANX_WEBHOOK_ALLOW_HTTP": "1",
+        # S5_LOG_LEVEL=INFO leaves each task's timing in var/bench/s5/*.log.
+        "LOG_LEVEL": os.environ.get("S5_LOG_LEVEL", "WARNING"),
+    }
     results = []
     with S5Stack(name="s5", redis_db=11, extra_env=env) as stack:
         t0 = time.monotonic()
@@ -325,8 +329,10 @@ def run() -> bool:
             load = os.getloadavg()[0]
             started = publish(stack, token)
             figures = measure(receiver, started)
-            print(f"run {number}: worker CPU {cpu_seconds(workers) - cpu_before:.2f} s for "
-                  f"{MEMBERS} deliveries; load average before the run {load:.1f}")
+            print(
+                f"run {number}: worker CPU {cpu_seconds(workers) - cpu_before:.2f} s for "
+                f"{MEMBERS} deliveries; load average before the run {load:.1f}"
+            )
             results.append(figures)
             print(
                 f"run {number}: first webhook after {figures['first']:.3f} s, half of the "

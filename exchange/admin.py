@@ -13,7 +13,14 @@ class StixObjectAdmin(admin.ModelAdmin):
 
 @admin.register(PublishStatus)
 class PublishStatusAdmin(admin.ModelAdmin):
-    list_display = ["id", "member", "state", "total_count", "success_count", "failure_count",
-                    "request_timestamp"]
+    list_display = [
+        "id",
+        "member",
+        "state",
+        "total_count",
+        "success_count",
+        "failure_count",
+        "request_timestamp",
+    ]
     list_filter = ["state"]
     readonly_fields = [f.name for f in PublishStatus._meta.fields]

@@ -49,7 +49,8 @@ class StixObject(models.Model):
     revoked = models.BooleanField(default=False)
     valid_until = models.DateTimeField(null=True)
     confidence = models.SmallIntegerField(null=True)
-    sighting_of_ref = models.CharField(max_length=300, null=True)
+    # NULL, not "", for non-sightings: the partial index covers sightings only.
+    sighting_of_ref = models.CharField(max_length=300, null=True)  # noqa: DJ001
     content_hash = models.CharField(max_length=64)
     body = models.TextField()
 
@@ -102,6 +103,9 @@ class PublishStatus(models.Model):
     class Meta:
         indexes = [models.Index(fields=["request_timestamp"], name="exchange_status_ts_idx")]
 
+    def __str__(self) -> str:
+        return f"publication {self.pk} ({self.state})"
+
 
 class PendingPublication(models.Model):
     """The body of a large publish request, held until the ingest task has processed it.
@@ -110,6 +114,9 @@ class PendingPublication(models.Model):
     status = models.OneToOneField(PublishStatus, on_delete=models.CASCADE, primary_key=True)
     payload = models.BinaryField()
     options = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"pending payload of publication {self.status_id}"
 
 
 class Observable(models.Model):
@@ -146,10 +153,16 @@ class Observable(models.Model):
         indexes = [
             models.Index(fields=["value"], name="exchange_observable_value_idx"),
             models.Index(fields=["stix_id"], name="exchange_observable_stix_idx"),
-            models.Index(fields=["valid_until"], name="exchange_observable_expiry_idx",
-                         condition=Q(valid_until__isnull=False)),
-            models.Index(fields=["kind", "prefix"], name="exchange_observable_net_idx",
-                         condition=Q(prefix__isnull=False)),
+            models.Index(
+                fields=["valid_until"],
+                name="exchange_observable_expiry_idx",
+                condition=Q(valid_until__isnull=False),
+            ),
+            models.Index(
+                fields=["kind", "prefix"],
+                name="exchange_observable_net_idx",
+                condition=Q(prefix__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -167,8 +180,9 @@ class FalsePositiveReport(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["stix_id", "member"],
-                                    name="%(app_label)s_%(class)s_once_per_member"),
+            models.UniqueConstraint(
+                fields=["stix_id", "member"], name="%(app_label)s_%(class)s_once_per_member"
+            ),
         ]
         indexes = [models.Index(fields=["stix_id"], name="exchange_fp_stix_idx")]
 
@@ -195,10 +209,18 @@ class TriageState(models.Model):
     stix_id = models.CharField(max_length=300)
     state = models.CharField(max_length=16, choices=State.choices, default=State.NEW)
     assignee = models.ForeignKey(
-        "members.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "members.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     updated_by = models.ForeignKey(
-        "members.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "members.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -83,15 +83,24 @@ def decode_cursor(cursor: str) -> Position:
         padded = cursor + "=" * (-len(cursor) % 4)
         date_text, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         # Only what `encode_cursor` writes: a string and a row id the database can hold.
-        if not isinstance(date_text, str) or type(row_id) is not int \
-                or not 0 <= row_id <= MAX_ROW_ID:
+        if (
+            not isinstance(date_text, str)
+            or type(row_id) is not int
+            or not 0 <= row_id <= MAX_ROW_ID
+        ):
             raise ValueError("not an issued cursor")
         position = Position(datetime.fromisoformat(date_text), row_id)
         if position.date_added.tzinfo is None:
             raise ValueError("naive timestamp")
         position.date_added.astimezone(UTC)  # a date at the edge of the calendar overflows
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError,
-            RecursionError):
+    except (
+        binascii.Error,
+        ValueError,
+        TypeError,
+        UnicodeDecodeError,
+        OverflowError,
+        RecursionError,
+    ):
         raise BadCursor("The paging cursor is not one this server issued.") from None
     return position
 

@@ -66,9 +66,7 @@ TLP_MARKINGS: dict[str, str] = {
 }
 TLP_ORDER: tuple[str, ...] = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED)
 # The TLP 2.0 definition of each level, used when the exchange itself marks an object.
-TLP2_MARKING_FOR: dict[str, str] = {
-    level: ref for ref, level in list(TLP_MARKINGS.items())[4:]
-}
+TLP2_MARKING_FOR: dict[str, str] = {level: ref for ref, level in list(TLP_MARKINGS.items())[4:]}
 
 
 def most_restrictive(levels: list[str]) -> str:
@@ -126,9 +124,12 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
     while level:
         if depth > limit:
             return True
-        level = [child for node in level
-                 for child in (node.values() if type(node) is dict else node)
-                 if type(child) in _CONTAINERS]
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) in _CONTAINERS
+        ]
         depth += 1
     return False
 
@@ -141,8 +142,9 @@ def parse_json(raw: bytes) -> Any:
             return _parse_strict(raw)
         limit = settings.PHALANX["MAX_JSON_DEPTH"]
         if _depth_exceeds(document, limit):
-            raise MalformedJson(f"The JSON document is nested deeper than {limit}.",
-                                code="too_deep")
+            raise MalformedJson(
+                f"The JSON document is nested deeper than {limit}.", code="too_deep"
+            )
         return document
 
 
@@ -243,8 +245,10 @@ def _parse_strict(raw: bytes) -> Any:
     if _depth_exceeds(document, limit):
         raise MalformedJson(f"The JSON document is nested deeper than {limit}.", code="too_deep")
     if _SUSPECT_ESCAPE.search(text) and _has_unstorable_text(document):
-        raise MalformedJson("A string holds NUL or an unpaired UTF-16 surrogate, which cannot "
-                            "be stored.", code="unstorable_text")
+        raise MalformedJson(
+            "A string holds NUL or an unpaired UTF-16 surrogate, which cannot be stored.",
+            code="unstorable_text",
+        )
     return document
 
 
@@ -286,15 +290,22 @@ _ID_RE = re.compile(
 def bundle_objects(document: Any) -> list[Any]:
     """The objects of a STIX 2.1 bundle, after checking the envelope itself."""
     if not isinstance(document, dict) or document.get("type") != "bundle":
-        raise StixError("The body must be a STIX bundle (an object with type 'bundle').",
-                        code="not_a_bundle")
+        raise StixError(
+            "The body must be a STIX bundle (an object with type 'bundle').", code="not_a_bundle"
+        )
     if "spec_version" in document:
         # A 2.1 bundle has no spec_version; a 2.0 bundle carries "2.0".
-        raise StixError("Only STIX 2.1 bundles are accepted (this one declares "
-                        f"spec_version {document['spec_version']!r}).", code="wrong_spec_version")
+        raise StixError(
+            "Only STIX 2.1 bundles are accepted (this one declares "
+            f"spec_version {document['spec_version']!r}).",
+            code="wrong_spec_version",
+        )
     bundle_id = document.get("id")
-    if not isinstance(bundle_id, str) or not bundle_id.startswith("bundle--") \
-            or not _ID_RE.match(bundle_id):
+    if (
+        not isinstance(bundle_id, str)
+        or not bundle_id.startswith("bundle--")
+        or not _ID_RE.match(bundle_id)
+    ):
         raise StixError("The bundle needs an id of the form bundle--<uuid>.", code="bad_bundle_id")
     objects = document.get("objects", [])
     if not isinstance(objects, list):
@@ -319,15 +330,15 @@ _COMPARISON = re.compile(
 def _check_pattern_length(pattern: str) -> None:
     limit = settings.PHALANX["MAX_PATTERN_LENGTH"]
     if len(pattern) > limit:
-        raise StixError(f"The pattern is longer than {limit} characters.",
-                        code="pattern_too_long")
+        raise StixError(f"The pattern is longer than {limit} characters.", code="pattern_too_long")
 
 
 def _check_comparison_count(count: int) -> None:
     limit = settings.PHALANX["MAX_PATTERN_COMPARISONS"]
     if count > limit:
-        raise StixError(f"The pattern has more than {limit} comparisons.",
-                        code="pattern_too_complex")
+        raise StixError(
+            f"The pattern has more than {limit} comparisons.", code="pattern_too_complex"
+        )
 
 
 def check_pattern_limits(pattern: str) -> None:
@@ -345,8 +356,9 @@ def check_pattern_limits(pattern: str) -> None:
         elif char in ")]":
             depth -= 1
     if deepest > limits["MAX_PATTERN_DEPTH"]:
-        raise StixError(f"The pattern nests deeper than {limits['MAX_PATTERN_DEPTH']}.",
-                        code="pattern_too_deep")
+        raise StixError(
+            f"The pattern nests deeper than {limits['MAX_PATTERN_DEPTH']}.", code="pattern_too_deep"
+        )
     _check_comparison_count(len(_COMPARISON.findall(unquoted)))
 
 
@@ -355,8 +367,9 @@ def validate_pattern(pattern: str) -> None:
     try:
         errors = run_validator(pattern, stix_version="2.1")
     except Exception as exc:  # the ANTLR runtime may raise anything on hostile text
-        raise StixError(f"The pattern could not be parsed: {type(exc).__name__}.",
-                        code="invalid_pattern") from None
+        raise StixError(
+            f"The pattern could not be parsed: {type(exc).__name__}.", code="invalid_pattern"
+        ) from None
     if errors:
         raise StixError(f"Invalid STIX pattern: {errors[0]}", code="invalid_pattern")
 
@@ -387,14 +400,25 @@ class ValidObject:
 def _as_datetime(value: Any) -> datetime | None:
     if value is None:
         return None
-    return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                    value.microsecond, tzinfo=UTC)
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=UTC,
+    )
 
 
 def _all_marking_refs(data: dict[str, Any]) -> frozenset[str]:
     refs = set(data.get("object_marking_refs") or ())
-    refs.update(g.get("marking_ref") for g in data.get("granular_markings") or ()
-                if isinstance(g, dict) and g.get("marking_ref"))
+    refs.update(
+        g.get("marking_ref")
+        for g in data.get("granular_markings") or ()
+        if isinstance(g, dict) and g.get("marking_ref")
+    )
     return frozenset(str(r) for r in refs)
 
 
@@ -417,8 +441,10 @@ def _check_envelope(data: Any) -> tuple[str, str]:
 
 
 def _class_for(stix_type: str) -> Any:
-    return STIX2_OBJ_MAPS["2.1"]["objects"].get(stix_type) or \
-        STIX2_OBJ_MAPS["2.1"]["observables"][stix_type]
+    return (
+        STIX2_OBJ_MAPS["2.1"]["objects"].get(stix_type)
+        or STIX2_OBJ_MAPS["2.1"]["observables"][stix_type]
+    )
 
 
 def _check_custom_properties(stix_type: str, data: dict[str, Any]) -> None:
@@ -427,7 +453,8 @@ def _check_custom_properties(stix_type: str, data: dict[str, Any]) -> None:
     if unknown:
         raise StixError(
             "Custom properties must start with 'x_': " + ", ".join(unknown[:5]) + ".",
-            code="custom_property")
+            code="custom_property",
+        )
 
 
 # STIX 2.1 requires these, but stix2 quietly fills them in with "now" when missing: a version
@@ -440,14 +467,17 @@ def _check_strict_properties(stix_type: str, data: dict[str, Any]) -> None:
     which is what the exchange stores, indexes and serves."""
     if None in data.values():
         key = next(k for k, v in data.items() if v is None)
-        raise StixError(f"Property {key!r} is null; STIX leaves out a property it has no value "
-                        "for.", code="invalid_stix")
+        raise StixError(
+            f"Property {key!r} is null; STIX leaves out a property it has no value for.",
+            code="invalid_stix",
+        )
     properties = _class_for(stix_type)._properties
     missing = [name for name in ("created", "modified") if name in properties and name not in data]
     missing += [name for name in _REQUIRED_BUT_DEFAULTED.get(stix_type, ()) if name not in data]
     if missing:
-        raise StixError(f"Missing required properties: {', '.join(missing)}.",
-                        code="missing_property")
+        raise StixError(
+            f"Missing required properties: {', '.join(missing)}.", code="missing_property"
+        )
     confidence = data.get("confidence")
     if confidence is not None and (type(confidence) is not int or not 0 <= confidence <= 100):
         raise StixError("confidence must be an integer from 0 to 100.", code="invalid_stix")
@@ -464,8 +494,11 @@ def validate_object(data: Any, *, fast: bool = True) -> ValidObject:
     stix_type, stix_id = _check_envelope(data)
     _check_custom_properties(stix_type, data)
     _check_strict_properties(stix_type, data)
-    pattern = data.get("pattern") if stix_type == "indicator" and \
-        data.get("pattern_type") == "stix" else None
+    pattern = (
+        data.get("pattern")
+        if stix_type == "indicator" and data.get("pattern_type") == "stix"
+        else None
+    )
     if isinstance(pattern, str):
         _check_pattern_length(pattern)
     valid = _validate_fast(data, stix_type, stix_id) if fast else None
@@ -508,12 +541,12 @@ def _validate_with_stix2(data: dict[str, Any], stix_type: str, stix_id: str) -> 
         parsed = stix2.parse(data, allow_custom=True, version="2.1")
     except stix2.exceptions.STIXError as exc:
         # Only a bad pattern value is `invalid_pattern`; a missing one is plain invalid STIX.
-        code = "invalid_pattern" if getattr(exc, "prop_name", None) == "pattern" \
-            else "invalid_stix"
+        code = "invalid_pattern" if getattr(exc, "prop_name", None) == "pattern" else "invalid_stix"
         raise StixError(str(exc).splitlines()[0][:500], code=code) from None
     except Exception as exc:  # the boundary: whatever stix2 or ANTLR raise is the input's fault
-        raise StixError(f"Invalid object: {type(exc).__name__}: {str(exc)[:300]}",
-                        code="invalid_stix") from None
+        raise StixError(
+            f"Invalid object: {type(exc).__name__}: {str(exc)[:300]}", code="invalid_stix"
+        ) from None
     created = _as_datetime(parsed.get("created"))
     modified = _as_datetime(parsed.get("modified")) or created or EPOCH
     confidence = parsed.get("confidence")
@@ -542,8 +575,11 @@ def iter_validated(objects: list[Any]) -> Iterator[tuple[int, ValidObject | Stix
 # orjson writes JSON exactly as `json.dumps(..., separators=(",", ":"), ensure_ascii=False)`
 # does, except for small floats (0.00001 and 1e-7 where json writes 1e-05 and 1e-07) and the
 # types passed through here, which it refuses; those are left to the standard library.
-_ORJSON_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-                   | orjson.OPT_PASSTHROUGH_SUBCLASS)
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 # A number token (after a colon, comma or bracket) in one of those spellings.
 _SMALL_FLOAT = re.compile(rb"[:,\[]-?(?:0\.0000|[0-9.]+e-)")
 
@@ -575,13 +611,15 @@ def _has_small_float(text: bytes) -> bool:
 
 def _compact_json(data: Any, *, sort_keys: bool) -> bytes:
     try:
-        text = orjson.dumps(data, option=_ORJSON_OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys
-                                                            else 0))
+        text = orjson.dumps(
+            data, option=_ORJSON_OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+        )
     except TypeError:  # an integer beyond 64 bits, or a type JSON does not have
         text = None
     if text is None or _has_small_float(text):
-        return json.dumps(data, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode("utf-8")
+        return json.dumps(
+            data, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
     return text
 
 

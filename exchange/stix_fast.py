@@ -258,6 +258,25 @@ _INDICATOR_HANDLED = frozenset(
 )
 
 
+_Plan = tuple[tuple[tuple[str, Any], ...], tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=512)  # objects of one feed share a handful of key sets
+def _plan_for(keys: tuple[str, ...]) -> _Plan | None:
+    """For one set of property names: the checks to run and the custom properties present,
+    or None when a name is outside the fast shape."""
+    checks, custom = [], []
+    for key in keys:
+        check = _INDICATOR_CHECKS.get(key)
+        if check is not None:
+            checks.append((key, check))
+        elif key not in _INDICATOR_HANDLED:
+            if _CUSTOM_PROPERTY.fullmatch(key) is None:
+                return None
+            custom.append(key)
+    return tuple(checks), tuple(custom)
+
+
 def indicator_facts(data: dict[str, Any]) -> FastFacts | None:
     """The facts of a plain STIX 2.1 indicator, or None to let stix2 decide."""
     if data.get("spec_version") != "2.1" or data.get("pattern_type") != "stix":
@@ -265,14 +284,15 @@ def indicator_facts(data: dict[str, Any]) -> FastFacts | None:
     stix_id = data.get("id")
     if type(stix_id) is not str or _OWN_ID["indicator"].fullmatch(stix_id) is None:
         return None
-    for key, value in data.items():
-        check = _INDICATOR_CHECKS.get(key)
-        if check is not None:
-            if not check(value):
-                return None
-        elif key not in _INDICATOR_HANDLED and (
-            value is None or _CUSTOM_PROPERTY.fullmatch(key) is None
-        ):
+    plan = _plan_for(tuple(data))
+    if plan is None:
+        return None
+    checks, custom = plan
+    for key, check in checks:
+        if not check(data[key]):
+            return None
+    for key in custom:
+        if data[key] is None:
             return None
     created, modified = _timestamp(data.get("created")), _timestamp(data.get("modified"))
     valid_from = _timestamp(data.get("valid_from"))

@@ -38,7 +38,7 @@ class TrustGroupAdmin(admin.ModelAdmin):
 class UserAdmin(DjangoUserAdmin):
     list_display = ["username", "email", "member", "role", "is_staff", "is_active"]
     list_filter = ["role", "is_staff", "is_active"]
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Phalanx", {"fields": ("member", "role")}))
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Phalanx", {"fields": ("member", "role")}))
 
 
 @admin.register(ApiToken)

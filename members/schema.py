@@ -10,8 +10,11 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "ApiToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer",
-                "description": "An API token: `Authorization: Bearer <token>`."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token: `Authorization: Bearer <token>`.",
+        }
 
 
 class TokenBasicScheme(OpenApiAuthenticationExtension):
@@ -19,5 +22,8 @@ class TokenBasicScheme(OpenApiAuthenticationExtension):
     name = "TokenBasic"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "basic",
-                "description": "HTTP Basic with the API token as password (TAXII clients)."}
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "HTTP Basic with the API token as password (TAXII clients).",
+        }

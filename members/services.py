@@ -35,8 +35,11 @@ class IssuedToken:
 def ensure_all_members_group() -> TrustGroup:
     group, _ = TrustGroup.objects.get_or_create(
         is_all_members=True,
-        defaults={"name": ALL_MEMBERS_GROUP, "slug": "all-members",
-                  "description": "Every member of the exchange."},
+        defaults={
+            "name": ALL_MEMBERS_GROUP,
+            "slug": "all-members",
+            "description": "Every member of the exchange.",
+        },
     )
     return group
 
@@ -115,8 +118,13 @@ def update_member_profile(
 
 
 def create_user(
-    *, member: Member | None, username: str, email: str = "", role: str = Role.ANALYST,
-    password: str | None = None, is_staff: bool = False,
+    *,
+    member: Member | None,
+    username: str,
+    email: str = "",
+    role: str = Role.ANALYST,
+    password: str | None = None,
+    is_staff: bool = False,
 ) -> User:
     if role not in Role.values:
         raise PhalanxError(f"Unknown role {role!r}.", code="bad_role")
@@ -127,9 +135,11 @@ def create_user(
         try:
             validate_password(password, user)
         except ValidationError as exc:
-            raise PhalanxError("The password is too weak.", code="weak_password",
-                               errors=[{"field": "password", "message": m}
-                                       for m in exc.messages]) from None
+            raise PhalanxError(
+                "The password is too weak.",
+                code="weak_password",
+                errors=[{"field": "password", "message": m} for m in exc.messages],
+            ) from None
         user.set_password(password)
     else:
         user.set_unusable_password()

@@ -33,13 +33,15 @@ def test_database_url() -> str:
 
 def process_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     env.update(extra)
     return env
 
@@ -59,17 +61,43 @@ def eager_off() -> Iterator[None]:
         celery_app.conf.task_always_eager = previous
 
 
-def start_worker(*, queues: str = "default,ingest,delivery,response", beat: bool = False,
-                 concurrency: int = 1, log_path: Path | None = None,
-                 **env: str) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "celery", "-A", "exchange", "worker", "-Q", queues,
-            "-c", str(concurrency), "--without-gossip", "--without-mingle", "-l", "INFO",
-            "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h"]
+def start_worker(
+    *,
+    queues: str = "default,ingest,delivery,response",
+    beat: bool = False,
+    concurrency: int = 1,
+    log_path: Path | None = None,
+    **env: str,
+) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "exchange",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "INFO",
+        "-n",
+        f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+    ]
     if beat:
         args += ["-B", "-s", str((log_path or ROOT / "artifacts" / "beat").with_suffix(".beat"))]
     log = open(log_path or os.devnull, "wb")  # noqa: SIM115  closed with the process
-    proc = subprocess.Popen(args, cwd=ROOT, env=process_env(**env), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=process_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     _wait_until_ready(proc)
     return proc
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -251,18 +252,32 @@ def _guarded(job: Callable[[], Result]) -> Result:
         return Result(None, "internal_error")
 
 
+_SEND_THREADS = 128
+_send_pool: ThreadPoolExecutor | None = None
+_send_pool_lock = threading.Lock()
+
+
+def _sender() -> ThreadPoolExecutor:
+    """The process's send threads, made on first use (so each worker process, a prefork child
+    too, has its own) and reused by every batch."""
+    global _send_pool
+    with _send_pool_lock:
+        if _send_pool is None:
+            _send_pool = ThreadPoolExecutor(_SEND_THREADS, thread_name_prefix="alerts-send")
+        return _send_pool
+
+
 def _run(jobs: list[tuple[Delivery, Callable[[], Result]]], claim: str) -> list[Verdict]:
-    """Run the sends of one batch at once, each on its own thread, and wait for them a short
-    while (BATCH_PATIENCE_SECONDS). A send still running then (its receiver hangs) is left to
-    finish on its thread and record its own result: a dead receiver holds its own thread until
-    the read timeout, never the worker slot the other deliveries need. Its row stays leased
-    meanwhile; if the process dies, the lease expires and the sweeper sends it again."""
+    """Run the sends of one batch at once on the send threads, and wait for them a short while
+    (BATCH_PATIENCE_SECONDS). A send still running then (its receiver hangs) is left to finish
+    on its thread and record its own result: a dead receiver holds one send thread until the
+    read timeout, never the worker slot the other deliveries need (and after a few failures
+    its circuit opens, so it stops taking threads at all). Its row stays leased meanwhile; if
+    the process dies, the lease expires and the sweeper sends it again."""
     if len(jobs) <= 1:
         return [Verdict(delivery, _guarded(job)) for delivery, job in jobs]
-    pool = ThreadPoolExecutor(len(jobs), thread_name_prefix="alerts-send")
-    futures = {pool.submit(_guarded, job): delivery for delivery, job in jobs}
+    futures = {_sender().submit(_guarded, job): delivery for delivery, job in jobs}
     done, late = wait(futures, timeout=_alerts_setting("BATCH_PATIENCE_SECONDS"))
-    pool.shutdown(wait=False)
     for future in late:
         future.add_done_callback(partial(_record_late, futures[future], claim))
     return [Verdict(futures[future], future.result()) for future in done]

@@ -153,6 +153,20 @@ def _fan_out_versions(job: FanoutJob, now: datetime) -> int:
     if not versions:
         return 0
     picks, policies = decide(versions)
+    # A version already alerted to a member (the job ran before, its mark was lost) is not news
+    # for it: each member hears of a version once. The unique (member, stix_id, modified) backs
+    # this below, for a race this lookup cannot see.
+    alerted = set(
+        Alert.objects.filter(version_id__in=[v.id for v in versions]).values_list(
+            "member_id", "version_id"
+        )
+    )
+    if alerted:
+        picks = {
+            member_id: kept
+            for member_id, chosen in picks.items()
+            if (kept := [p for p in chosen if (member_id, p.version.id) not in alerted])
+        }
     if not picks:
         return 0
     immediate: list[tuple[Message, list[Pick]]] = []
@@ -192,16 +206,8 @@ def _fan_out_versions(job: FanoutJob, now: datetime) -> int:
         if member_id in digests
         for pick in chosen
     ]
-    # A version already alerted to a member (a repeated job, a republication) conflicts on the
-    # unique (member, stix_id, modified) and is skipped: each member hears of it once.
     Alert.objects.bulk_create(alerts, ignore_conflicts=True, batch_size=1000)
-    filled = set(
-        Alert.objects.filter(message_id__in=[m.pk for m, _ in immediate])
-        .values_list("message_id", flat=True)
-        .distinct()
-    )
-    Message.objects.filter(pk__in=[m.pk for m, _ in immediate if m.pk not in filled]).delete()
-    sending = [m for m, _ in immediate if m.pk in filled]
+    sending = [message for message, _ in immediate]
     channels = load_channels({m.member_id for m in sending}, policies)
     rows = [d for m in sending for d in channels[m.member_id].deliveries(m, now=now)]
     created = Delivery.objects.bulk_create(rows, batch_size=1000)

@@ -46,4 +46,5 @@ def require_json_media_type(request: HttpRequest, allowed: tuple[str, ...]) -> N
     media_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if media_type not in allowed:
         raise UnsupportedMediaType(
-            f"Send the body as {' or '.join(allowed)} (got {media_type or 'nothing'}).")
+            f"Send the body as {' or '.join(allowed)} (got {media_type or 'nothing'})."
+        )

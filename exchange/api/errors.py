@@ -32,8 +32,9 @@ def _field_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:
         for item in detail:
             out.extend(_field_errors(item, path))
         return out
-    return [{"field": path or None, "message": str(detail),
-             "code": getattr(detail, "code", "invalid")}]
+    return [
+        {"field": path or None, "message": str(detail), "code": getattr(detail, "code", "invalid")}
+    ]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -47,8 +48,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = error_body("invalid", "The request is not valid.",
-                                   _field_errors(exc.detail))
+        response.data = error_body(
+            "invalid", "The request is not valid.", _field_errors(exc.detail)
+        )
     elif isinstance(exc, exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         response.data = error_body(str(code), str(exc.detail))

@@ -45,8 +45,18 @@ class PublishStatusSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PublishStatus
-        fields = ["id", "status", "request_timestamp", "completed_at", "total_count",
-                  "success_count", "failure_count", "pending_count", "results", "error"]
+        fields = [
+            "id",
+            "status",
+            "request_timestamp",
+            "completed_at",
+            "total_count",
+            "success_count",
+            "failure_count",
+            "pending_count",
+            "results",
+            "error",
+        ]
 
 
 class ObjectPageSerializer(serializers.Serializer):

@@ -60,8 +60,7 @@ def _timestamp_param(request: Request, name: str) -> datetime | None:
         if value.tzinfo is not None:
             value.astimezone(UTC)  # a date at the edge of the calendar overflows in UTC
     except (ValueError, OverflowError):
-        raise PhalanxError(f"{name} must be an RFC 3339 timestamp.", code="bad_timestamp") \
-            from None
+        raise PhalanxError(f"{name} must be an RFC 3339 timestamp.", code="bad_timestamp") from None
     if value.tzinfo is None:
         raise PhalanxError(f"{name} needs a time zone (end it with Z).", code="bad_timestamp")
     return value
@@ -88,16 +87,28 @@ class BundleView(APIView):
         operation_id="publish_bundle",
         request={"application/json": OpenApiTypes.OBJECT},
         parameters=[
-            OpenApiParameter("trust_group", str, many=True,
-                             description="Trust group slug(s) or collection id(s); "
-                                         "default: all members"),
-            OpenApiParameter("recipient", str, many=True,
-                             description="Member identity id(s) or name(s) for TLP:AMBER/RED"),
+            OpenApiParameter(
+                "trust_group",
+                str,
+                many=True,
+                description="Trust group slug(s) or collection id(s); default: all members",
+            ),
+            OpenApiParameter(
+                "recipient",
+                str,
+                many=True,
+                description="Member identity id(s) or name(s) for TLP:AMBER/RED",
+            ),
             OpenApiParameter("anonymous", bool, description="Hide the producer from others"),
         ],
-        responses={200: PublishStatusSerializer, 201: PublishStatusSerializer,
-                   202: PublishStatusSerializer, 413: ErrorSerializer, 415: ErrorSerializer,
-                   **ERRORS},
+        responses={
+            200: PublishStatusSerializer,
+            201: PublishStatusSerializer,
+            202: PublishStatusSerializer,
+            413: ErrorSerializer,
+            415: ErrorSerializer,
+            **ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         require_json_media_type(request._request, JSON_TYPES)
@@ -114,17 +125,22 @@ class BundleView(APIView):
         if status.state == PublishStatus.State.PENDING:
             return Response(body, status=202)
         if status.total_count and status.failure_count == status.total_count:
-            return Response({"code": "all_rejected",
-                             "detail": "No object of the bundle could be accepted.",
-                             "errors": [r for r in status.results if r["outcome"] == "rejected"]},
-                            status=400)
+            return Response(
+                {
+                    "code": "all_rejected",
+                    "detail": "No object of the bundle could be accepted.",
+                    "errors": [r for r in status.results if r["outcome"] == "rejected"],
+                },
+                status=400,
+            )
         stored = any(r["outcome"] == "stored" for r in status.results)
         return Response(body, status=201 if stored else 200)
 
 
 class StatusView(APIView):
-    @extend_schema(operation_id="publish_status", responses={200: PublishStatusSerializer,
-                                                             **ERRORS})
+    @extend_schema(
+        operation_id="publish_status", responses={200: PublishStatusSerializer, **ERRORS}
+    )
     def get(self, request: Request, status_id: str) -> Response:
         status = bundles.get_status(member=acting_member(request), status_id=status_id)
         return Response(PublishStatusSerializer(status).data)
@@ -175,20 +191,25 @@ class ObjectDetailView(APIView):
 
 
 class ObjectVersionsView(APIView):
-    @extend_schema(operation_id="list_object_versions",
-                   responses={200: VersionListSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="list_object_versions", responses={200: VersionListSerializer, **ERRORS}
+    )
     def get(self, request: Request, stix_id: str) -> Response:
         versions = list(
-            StixObject.objects.visible_to(acting_member(request)).filter(stix_id=stix_id)
-            .order_by("modified").values("modified", "date_added", "revoked"))
+            StixObject.objects.visible_to(acting_member(request))
+            .filter(stix_id=stix_id)
+            .order_by("modified")
+            .values("modified", "date_added", "revoked")
+        )
         if not versions:
             raise NotFound("No such object.")
         return Response(VersionListSerializer({"id": stix_id, "versions": versions}).data)
 
 
 class ObjectSightingsView(APIView):
-    @extend_schema(operation_id="object_sightings",
-                   responses={200: SightingSummarySerializer, **ERRORS})
+    @extend_schema(
+        operation_id="object_sightings", responses={200: SightingSummarySerializer, **ERRORS}
+    )
     def get(self, request: Request, stix_id: str) -> Response:
         member = acting_member(request)
         _latest_visible(request, stix_id)

@@ -26,14 +26,19 @@ logger = logging.getLogger(__name__)
 
 
 def target_to_options(target: PublishTarget) -> dict[str, Any]:
-    return {"group_ids": list(target.group_ids), "recipient_ids": list(target.recipient_ids),
-            "anonymous": target.anonymous}
+    return {
+        "group_ids": list(target.group_ids),
+        "recipient_ids": list(target.recipient_ids),
+        "anonymous": target.anonymous,
+    }
 
 
 def target_from_options(options: dict[str, Any]) -> PublishTarget:
-    return PublishTarget(group_ids=tuple(options["group_ids"]),
-                         recipient_ids=tuple(options["recipient_ids"]),
-                         anonymous=bool(options["anonymous"]))
+    return PublishTarget(
+        group_ids=tuple(options["group_ids"]),
+        recipient_ids=tuple(options["recipient_ids"]),
+        anonymous=bool(options["anonymous"]),
+    )
 
 
 def record_result(status: PublishStatus, result: PublishResult) -> PublishStatus:
@@ -62,28 +67,43 @@ def pending_results(objects: list[Any]) -> list[dict[str, Any]]:
     for index, data in enumerate(objects):
         stix_id = data.get("id") if isinstance(data, dict) else None
         version = (data.get("modified") or data.get("created")) if isinstance(data, dict) else None
-        results.append({"index": index, "id": stix_id if isinstance(stix_id, str) else None,
-                        "version": version if isinstance(version, str) else None,
-                        "outcome": PENDING})
+        results.append(
+            {
+                "index": index,
+                "id": stix_id if isinstance(stix_id, str) else None,
+                "version": version if isinstance(version, str) else None,
+                "outcome": PENDING,
+            }
+        )
     return results
 
 
-def publish_object_list(*, member: Member, objects: list[Any], target: PublishTarget,
-                        raw: bytes | None = None, list_pending: bool = False) -> PublishStatus:
+def publish_object_list(
+    *,
+    member: Member,
+    objects: list[Any],
+    target: PublishTarget,
+    raw: bytes | None = None,
+    list_pending: bool = False,
+) -> PublishStatus:
     """Publish already-parsed objects (TAXII envelopes land here too). `raw` is kept for the
     asynchronous path so the task re-reads exactly what the client sent. `list_pending` records
     a `pending` result per object of a queued publication (TAXII statuses list pendings)."""
     if len(objects) <= settings.PHALANX["SYNC_MAX_OBJECTS"]:
         with transaction.atomic():
             status = PublishStatus.objects.create(member=member, total_count=len(objects))
-            return record_result(status, publish_objects(member=member, objects=objects,
-                                                         target=target))
+            return record_result(
+                status, publish_objects(member=member, objects=objects, target=target)
+            )
     from ..tasks import process_publication  # the task module imports this one
 
     with transaction.atomic():
         status = PublishStatus.objects.create(
-            member=member, total_count=len(objects), pending_count=len(objects),
-            results=pending_results(objects) if list_pending else [])
+            member=member,
+            total_count=len(objects),
+            pending_count=len(objects),
+            results=pending_results(objects) if list_pending else [],
+        )
         payload = raw if raw is not None else stix.dumps({"objects": objects}).encode()
         _store_payload(status, payload, options=target_to_options(target))
         transaction.on_commit(lambda: process_publication.delay(str(status.pk)))
@@ -101,19 +121,29 @@ def _store_payload(status: PublishStatus, payload: bytes, *, options: dict[str, 
     _compress_quickly()
     PendingPublication.objects.create(status=status, payload=b"", options=options)
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"UPDATE {PendingPublication._meta.db_table} SET payload = %s "  # noqa: S608  our table
-                       "WHERE status_id = %s", [payload, status.pk])
+        cursor.execute(
+            f"UPDATE {PendingPublication._meta.db_table} SET payload = %s "  # noqa: S608  our table
+            "WHERE status_id = %s",
+            [payload, status.pk],
+        )
 
 
 def _load_payload(status: PublishStatus) -> tuple[bytes, dict[str, Any]] | None:
     """(payload, options) of a queued publication; binary on PostgreSQL (see above)."""
     if connection.vendor != "postgresql":
-        row = PendingPublication.objects.filter(status=status).values_list(
-            "payload", "options").first()
+        row = (
+            PendingPublication.objects.filter(status=status)
+            .values_list("payload", "options")
+            .first()
+        )
         return None if row is None else (bytes(row[0]), row[1])
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(f"SELECT payload, options FROM {PendingPublication._meta.db_table} "  # noqa: S608  our table
-                       "WHERE status_id = %s", [status.pk], binary=True)
+        cursor.execute(
+            f"SELECT payload, options FROM {PendingPublication._meta.db_table} "  # noqa: S608  our table
+            "WHERE status_id = %s",
+            [status.pk],
+            binary=True,
+        )
         found = cursor.fetchone()
     return None if found is None else (bytes(found[0]), found[1])
 
@@ -129,8 +159,10 @@ def _compress_quickly() -> None:
         return
     with connection.cursor() as cursor:
         if _lz4_available is None:
-            cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
-                           "WHERE name = 'default_toast_compression'")
+            cursor.execute(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )
             row = cursor.fetchone()
             _lz4_available = bool(row and row[0])
         if _lz4_available:
@@ -166,8 +198,9 @@ def _complete_publication(status_id: str) -> PublishStatus | None:
         document = stix.parse_stored_json(payload)
         del payload, pending
         objects = document.get("objects", []) if isinstance(document, dict) else []
-        result = publish_objects(member=status.member, objects=objects,
-                                 target=target_from_options(options))
+        result = publish_objects(
+            member=status.member, objects=objects, target=target_from_options(options)
+        )
         del document, objects
         record_result(status, result)
         PendingPublication.objects.filter(status=status).delete()
@@ -179,9 +212,11 @@ def _fail_publication(status_id: str) -> PublishStatus | None:
         status = PublishStatus.objects.select_for_update().filter(pk=status_id).first()
         if status is None or status.state == PublishStatus.State.COMPLETE:
             return status
-        status.error = {"code": "publication_failed",
-                        "detail": "The publication could not be stored; nothing of it was. "
-                                  "Publishing it again is safe."}
+        status.error = {
+            "code": "publication_failed",
+            "detail": "The publication could not be stored; nothing of it was. "
+            "Publishing it again is safe.",
+        }
         status.state = PublishStatus.State.COMPLETE
         status.failure_count = status.total_count
         status.success_count = status.pending_count = 0
@@ -206,5 +241,6 @@ def get_status(*, member: Member, status_id: str) -> PublishStatus:
 def purge_expired_statuses() -> int:
     cutoff = timezone.now() - timedelta(days=settings.PHALANX["STATUS_RETENTION_DAYS"])
     deleted, _ = PublishStatus.objects.filter(
-        state=PublishStatus.State.COMPLETE, completed_at__lt=cutoff).delete()
+        state=PublishStatus.State.COMPLETE, completed_at__lt=cutoff
+    ).delete()
     return deleted

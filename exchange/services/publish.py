@@ -59,8 +59,12 @@ class Outcome:
     reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"index": self.index, "id": self.id, "version": self.version,
-                                  "outcome": self.outcome}
+        result: dict[str, Any] = {
+            "index": self.index,
+            "id": self.id,
+            "version": self.version,
+            "outcome": self.outcome,
+        }
         if self.outcome == REJECTED:
             result["code"] = self.code
             result["reason"] = self.reason
@@ -121,19 +125,23 @@ def _find_recipient(ref: str, group_ids: tuple[int, ...]) -> Member:
     """A recipient must be an active member of one of the target groups: no object ever
     reaches a member outside the groups it was published to."""
     candidates = Member.objects.filter(is_active=True, memberships__group_id__in=group_ids)
-    member = (candidates.filter(identity_id=ref.strip()).first()
-              or candidates.filter(name__iexact=ref.strip()).first())
+    member = (
+        candidates.filter(identity_id=ref.strip()).first()
+        or candidates.filter(name__iexact=ref.strip()).first()
+    )
     if member is None:
-        raise TargetError(f"Unknown recipient {ref!r} in the target groups.",
-                          code="unknown_recipient")
+        raise TargetError(
+            f"Unknown recipient {ref!r} in the target groups.", code="unknown_recipient"
+        )
     return member
 
 
 # --- audiences ---------------------------------------------------------------------------------
 
 
-def audience_members(*, tlp: str, producer_id: int, target: PublishTarget) -> tuple[
-        tuple[int, ...], tuple[int, ...]]:
+def audience_members(
+    *, tlp: str, producer_id: int, target: PublishTarget
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(group ids, member ids) that may read an object of this TLP. This is where TLP becomes
     an audience: CLEAR and GREEN reach the target groups; AMBER and AMBER+STRICT reach the
     named recipients if there are any, else the target groups; RED reaches named recipients
@@ -147,8 +155,9 @@ def audience_members(*, tlp: str, producer_id: int, target: PublishTarget) -> tu
     return (), tuple(sorted(members))
 
 
-def get_or_create_audience(*, tlp: str, group_ids: Iterable[int],
-                           member_ids: Iterable[int]) -> Audience:
+def get_or_create_audience(
+    *, tlp: str, group_ids: Iterable[int], member_ids: Iterable[int]
+) -> Audience:
     groups, members = sorted(set(group_ids)), sorted(set(member_ids))
     description = f"{tlp}|g:{','.join(map(str, groups))}|m:{','.join(map(str, members))}"
     key = hashlib.sha256(description.encode()).hexdigest()
@@ -183,8 +192,14 @@ def _version_of(data: Any) -> str | None:
 
 def _reject(index: int, data: Any, error: stix.PhalanxError) -> Outcome:
     stix_id = data.get("id") if isinstance(data, dict) else None
-    return Outcome(index, stix_id if isinstance(stix_id, str) else None, _version_of(data),
-                   REJECTED, error.code, error.detail)
+    return Outcome(
+        index,
+        stix_id if isinstance(stix_id, str) else None,
+        _version_of(data),
+        REJECTED,
+        error.code,
+        error.detail,
+    )
 
 
 def _normalise(data: dict[str, Any], *, member: Member, target: PublishTarget) -> dict[str, Any]:
@@ -201,8 +216,9 @@ def _normalise(data: dict[str, Any], *, member: Member, target: PublishTarget) -
     stored_as = settings.PHALANX["EXCHANGE_IDENTITY"] if target.anonymous else member.identity_id
     # An anonymous producer may send back what it fetched, which names the exchange.
     if claimed is not None and claimed not in (member.identity_id, stored_as):
-        raise stix.StixError("created_by_ref must be the publishing member's identity.",
-                             code="foreign_identity")
+        raise stix.StixError(
+            "created_by_ref must be the publishing member's identity.", code="foreign_identity"
+        )
     if claimed == stored_as:
         return data
     return {**data, "created_by_ref": stored_as}
@@ -215,10 +231,14 @@ def _check_identity_object(data: dict[str, Any], *, member: Member) -> None:
     identity_id = data.get("id")
     if identity_id == member.identity_id or not isinstance(identity_id, str):
         return
-    if identity_id == settings.PHALANX["EXCHANGE_IDENTITY"] or \
-            Member.objects.filter(identity_id=identity_id).exists():
-        raise stix.StixError("An identity object of another member or of the exchange cannot "
-                             "be published.", code="foreign_identity")
+    if (
+        identity_id == settings.PHALANX["EXCHANGE_IDENTITY"]
+        or Member.objects.filter(identity_id=identity_id).exists()
+    ):
+        raise stix.StixError(
+            "An identity object of another member or of the exchange cannot be published.",
+            code="foreign_identity",
+        )
 
 
 def _check_anonymity(data: dict[str, Any], *, member: Member) -> None:
@@ -226,12 +246,16 @@ def _check_anonymity(data: dict[str, Any], *, member: Member) -> None:
     replaced): its own identity object, a `where_sighted_refs` entry or any other property
     carrying the identity id would undo the anonymity for every reader."""
     if data.get("id") == member.identity_id:
-        raise stix.StixError("An anonymous publication cannot carry the member's own identity.",
-                             code="anonymity_breach")
+        raise stix.StixError(
+            "An anonymous publication cannot carry the member's own identity.",
+            code="anonymity_breach",
+        )
     rest = {key: value for key, value in data.items() if key != "created_by_ref"}
     if member.identity_id in stix.dumps(rest):
-        raise stix.StixError("An anonymous publication cannot refer to the member's own "
-                             "identity.", code="anonymity_breach")
+        raise stix.StixError(
+            "An anonymous publication cannot refer to the member's own identity.",
+            code="anonymity_breach",
+        )
 
 
 def _existing_versions(stix_ids: Iterable[str]) -> dict[str, list[tuple[datetime, str, int]]]:
@@ -248,12 +272,18 @@ def _existing_versions(stix_ids: Iterable[str]) -> dict[str, list[tuple[datetime
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT stix_id, modified, content_hash, producer_id FROM {_TABLE} "  # noqa: S608  the table name is ours
-                "WHERE stix_id = ANY(string_to_array(%s, E'\\n'))", [joined])
+                "WHERE stix_id = ANY(string_to_array(%s, E'\\n'))",
+                [joined],
+            )
             rows: Iterable[tuple[Any, ...]] = cursor.fetchall()
     else:
-        rows = (row for start in range(0, len(ids), IN_CHUNK)
-                for row in StixObject.objects.filter(stix_id__in=ids[start:start + IN_CHUNK])
-                .values_list("stix_id", "modified", "content_hash", "producer_id"))
+        rows = (
+            row
+            for start in range(0, len(ids), IN_CHUNK)
+            for row in StixObject.objects.filter(
+                stix_id__in=ids[start : start + IN_CHUNK]
+            ).values_list("stix_id", "modified", "content_hash", "producer_id")
+        )
     for stix_id, modified, digest, producer_id in rows:
         found[stix_id].append((modified, digest, producer_id))
     return found
@@ -263,15 +293,17 @@ def _latest_date_added() -> datetime | None:
     return StixObject.objects.aggregate(latest=Max("date_added"))["latest"]
 
 
-def publish_objects(*, member: Member, objects: Sequence[Any],
-                    target: PublishTarget) -> PublishResult:
+def publish_objects(
+    *, member: Member, objects: Sequence[Any], target: PublishTarget
+) -> PublishResult:
     """Store every acceptable object of `objects` for `member`; report each one's outcome."""
     with _collector_paused(len(objects)):
         return _publish_objects(member=member, objects=objects, target=target)
 
 
-def _publish_objects(*, member: Member, objects: Sequence[Any],
-                     target: PublishTarget) -> PublishResult:
+def _publish_objects(
+    *, member: Member, objects: Sequence[Any], target: PublishTarget
+) -> PublishResult:
     outcomes: dict[int, Outcome] = {}
     stored_forms: dict[int, dict[str, Any]] = {}
     for index, data in enumerate(objects):
@@ -292,9 +324,11 @@ def _publish_objects(*, member: Member, objects: Sequence[Any],
     # Rows committed after this point carry a later date added (see `_recheck_under_lock`).
     seen_up_to = _latest_date_added()
     existing = _existing_versions(
-        d["id"] for d, _ in normalised.values() if isinstance(d.get("id"), str))
-    known_digests = {(sid, digest): producer for sid, rows in existing.items()
-                     for _, digest, producer in rows}
+        d["id"] for d, _ in normalised.values() if isinstance(d.get("id"), str)
+    )
+    known_digests = {
+        (sid, digest): producer for sid, rows in existing.items() for _, digest, producer in rows
+    }
     anonymous_ids = set() if target.anonymous else _anonymous_ids(existing, member=member)
 
     to_validate: list[int] = []
@@ -315,8 +349,11 @@ def _publish_objects(*, member: Member, objects: Sequence[Any],
                 raise valid
             tlp = _check_rules(valid, member=member, target=target, existing=existing)
             if valid.stix_id in anonymous_ids:
-                raise stix.StixError("This object was published anonymously; a version under "
-                                     "the member's name would reveal it.", code="anonymity_breach")
+                raise stix.StixError(
+                    "This object was published anonymously; a version under "
+                    "the member's name would reveal it.",
+                    code="anonymity_breach",
+                )
         except stix.StixError as exc:
             outcomes[index] = _reject(index, data, exc)
             continue
@@ -326,10 +363,14 @@ def _publish_objects(*, member: Member, objects: Sequence[Any],
         candidates.append(_Candidate(index, valid, data, digest, tlp, bodies[index]))
 
     candidates = _drop_repeats_and_conflicts(candidates, existing, outcomes)
-    version_ids, date_added = _store(candidates, member=member, target=target, outcomes=outcomes,
-                                     seen_up_to=seen_up_to)
-    return PublishResult(outcomes=[outcomes[i] for i in sorted(outcomes)],
-                         version_ids=version_ids, date_added=date_added)
+    version_ids, date_added = _store(
+        candidates, member=member, target=target, outcomes=outcomes, seen_up_to=seen_up_to
+    )
+    return PublishResult(
+        outcomes=[outcomes[i] for i in sorted(outcomes)],
+        version_ids=version_ids,
+        date_added=date_added,
+    )
 
 
 # --- validating many objects -------------------------------------------------------------------
@@ -345,8 +386,9 @@ PARALLEL_MIN_OBJECTS = 20_000
 
 # What a helper returns per object: the facts of a `ValidObject` without its data, or the
 # (code, detail) of the `StixError`.
-_Facts = tuple[datetime | None, datetime, bool, datetime | None, int | None, frozenset[str],
-               str | None]
+_Facts = tuple[
+    datetime | None, datetime, bool, datetime | None, int | None, frozenset[str], str | None
+]
 _Checked = tuple[bool, _Facts | tuple[str, str]]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -381,8 +423,9 @@ def _parallel_map(work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T])
     for share, helper in zip(shares[1:], helpers, strict=True):
         done = _helper_results(*helper) if helper is not None else None
         if done is None or len(done) != share[1] - share[0]:
-            logger.warning("publish helper failed; doing its %d objects in-process",
-                           share[1] - share[0])
+            logger.warning(
+                "publish helper failed; doing its %d objects in-process", share[1] - share[0]
+            )
             done = work(items[slice(*share)])
         results.extend(done)
     return results
@@ -403,8 +446,9 @@ def _validate_one(data: dict[str, Any]) -> stix.ValidObject | stix.StixError:
         return exc
 
 
-def _start_helper(work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T],
-                  share: tuple[int, int]) -> tuple[int, int] | None:
+def _start_helper(
+    work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T], share: tuple[int, int]
+) -> tuple[int, int] | None:
     """Fork a helper that computes `work(items[start:stop])` and writes the pickled result
     to a pipe; (pid, read end). The helper never touches the database connection it inherits
     and leaves with `os._exit`, so nothing of the parent's state is cleaned up twice."""
@@ -419,7 +463,7 @@ def _start_helper(work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T],
         status = 1
         try:
             os.close(read_fd)
-            payload = pickle.dumps(work(items[share[0]:share[1]]), pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(work(items[share[0] : share[1]]), pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_fd, "wb") as pipe:
                 pipe.write(payload)
             status = 0
@@ -446,9 +490,20 @@ def _validate_share(objects: Sequence[dict[str, Any]]) -> list[_Checked]:
         if isinstance(result, stix.StixError):
             checked.append((False, (result.code, result.detail)))
         else:
-            checked.append((True, (result.created, result.modified, result.revoked,
-                                   result.valid_until, result.confidence, result.marking_refs,
-                                   result.sighting_of_ref)))
+            checked.append(
+                (
+                    True,
+                    (
+                        result.created,
+                        result.modified,
+                        result.revoked,
+                        result.valid_until,
+                        result.confidence,
+                        result.marking_refs,
+                        result.sighting_of_ref,
+                    ),
+                )
+            )
     return checked
 
 
@@ -458,48 +513,71 @@ def _unpack(data: dict[str, Any], item: _Checked) -> stix.ValidObject | stix.Sti
         code, detail = facts  # type: ignore[misc]
         return stix.StixError(detail, code=code)
     created, modified, revoked, valid_until, confidence, marking_refs, sighting_of_ref = facts  # type: ignore[misc]
-    return stix.ValidObject(data=data, stix_id=data["id"], stix_type=data["type"],
-                            created=created, modified=modified, revoked=revoked,
-                            valid_until=valid_until, confidence=confidence,
-                            marking_refs=marking_refs, sighting_of_ref=sighting_of_ref)
+    return stix.ValidObject(
+        data=data,
+        stix_id=data["id"],
+        stix_type=data["type"],
+        created=created,
+        modified=modified,
+        revoked=revoked,
+        valid_until=valid_until,
+        confidence=confidence,
+        marking_refs=marking_refs,
+        sighting_of_ref=sighting_of_ref,
+    )
 
 
 # --- rules ---------------------------------------------------------------------------------------
 
 
-def _anonymous_ids(existing: dict[str, list[tuple[datetime, str, int]]], *,
-                   member: Member) -> set[str]:
+def _anonymous_ids(
+    existing: dict[str, list[tuple[datetime, str, int]]], *, member: Member
+) -> set[str]:
     """Which of the member's stored objects it published anonymously: a version under its own
     name would reveal the producer of the whole history. One query, only when versioning."""
     own = [sid for sid, rows in existing.items() if any(p == member.pk for _, _, p in rows)]
     found: set[str] = set()
     for start in range(0, len(own), IN_CHUNK):
-        found.update(StixObject.objects.filter(
-            stix_id__in=own[start:start + IN_CHUNK], producer=member, anonymous=True,
-        ).values_list("stix_id", flat=True))
+        found.update(
+            StixObject.objects.filter(
+                stix_id__in=own[start : start + IN_CHUNK],
+                producer=member,
+                anonymous=True,
+            ).values_list("stix_id", flat=True)
+        )
     return found
 
 
-def _check_rules(valid: stix.ValidObject, *, member: Member, target: PublishTarget,
-                 existing: dict[str, list[tuple[datetime, str, int]]]) -> str | None:
+def _check_rules(
+    valid: stix.ValidObject,
+    *,
+    member: Member,
+    target: PublishTarget,
+    existing: dict[str, list[tuple[datetime, str, int]]],
+) -> str | None:
     """The TLP to store the object under, None for something the exchange already defines,
     or a `StixError` for an object this member may not publish."""
     if valid.stix_type == "marking-definition" and valid.stix_id in stix.TLP_MARKINGS:
         return None  # the TLP definitions are built in; a copy in a bundle changes nothing
     producers = {producer for _, _, producer in existing.get(valid.stix_id, ())}
     if producers - {member.pk}:
-        raise stix.StixError("Only the producer of an object may publish versions of it.",
-                             code="not_producer")
+        raise stix.StixError(
+            "Only the producer of an object may publish versions of it.", code="not_producer"
+        )
     tlp = stix.tlp_of_markings(set(valid.marking_refs), member.default_tlp)
     if tlp == Tlp.RED and not target.recipient_ids:
-        raise stix.StixError("TLP:RED objects need named recipient members "
-                             "(an unknown marking counts as RED).", code="red_needs_recipients")
+        raise stix.StixError(
+            "TLP:RED objects need named recipient members (an unknown marking counts as RED).",
+            code="red_needs_recipients",
+        )
     return tlp
 
 
-def _drop_repeats_and_conflicts(candidates: list[_Candidate],
-                                existing: dict[str, list[tuple[datetime, str, int]]],
-                                outcomes: dict[int, Outcome]) -> list[_Candidate]:
+def _drop_repeats_and_conflicts(
+    candidates: list[_Candidate],
+    existing: dict[str, list[tuple[datetime, str, int]]],
+    outcomes: dict[int, Outcome],
+) -> list[_Candidate]:
     """A version already stored with other content is a conflict; the same version twice in
     one request is stored once."""
     kept: dict[tuple[str, datetime], _Candidate] = {}
@@ -510,11 +588,20 @@ def _drop_repeats_and_conflicts(candidates: list[_Candidate],
         earlier = kept.get(key)
         if stored or earlier is not None:
             same = (stored and stored[0] == cand.digest) or (
-                earlier is not None and earlier.digest == cand.digest)
+                earlier is not None and earlier.digest == cand.digest
+            )
             outcomes[cand.index] = (
-                Outcome(cand.index, cand.valid.stix_id, version, UNCHANGED) if same else
-                Outcome(cand.index, cand.valid.stix_id, version, REJECTED, "version_conflict",
-                        "This version (id and modified) exists with different content."))
+                Outcome(cand.index, cand.valid.stix_id, version, UNCHANGED)
+                if same
+                else Outcome(
+                    cand.index,
+                    cand.valid.stix_id,
+                    version,
+                    REJECTED,
+                    "version_conflict",
+                    "This version (id and modified) exists with different content.",
+                )
+            )
             continue
         kept[key] = cand
     return list(kept.values())
@@ -537,9 +624,13 @@ def _take_publish_lock() -> datetime:
     return now
 
 
-def _recheck_under_lock(candidates: list[_Candidate], *, member: Member,
-                        seen_up_to: datetime | None,
-                        outcomes: dict[int, Outcome]) -> list[_Candidate]:
+def _recheck_under_lock(
+    candidates: list[_Candidate],
+    *,
+    member: Member,
+    seen_up_to: datetime | None,
+    outcomes: dict[int, Outcome],
+) -> list[_Candidate]:
     """Apply the producer and conflict rules again to the few rows another publisher
     committed between our look at the store and our lock. Every such row has a later date
     added than anything we saw, so they are found through the date-added index."""
@@ -549,7 +640,8 @@ def _recheck_under_lock(candidates: list[_Candidate], *, member: Member,
     ids = {cand.valid.stix_id for cand in candidates}
     newer: dict[str, list[tuple[datetime, str, int]]] = defaultdict(list)
     for stix_id, modified, digest, producer_id in recent.values_list(
-            "stix_id", "modified", "content_hash", "producer_id").iterator(chunk_size=5000):
+        "stix_id", "modified", "content_hash", "producer_id"
+    ).iterator(chunk_size=5000):
         if stix_id in ids:
             newer[stix_id].append((modified, digest, producer_id))
     if not newer:
@@ -560,45 +652,74 @@ def _recheck_under_lock(candidates: list[_Candidate], *, member: Member,
         if rows is None:
             kept.append(cand)
         elif any(producer != member.pk for _, _, producer in rows):
-            outcomes[cand.index] = _reject(cand.index, cand.data, stix.StixError(
-                "Only the producer of an object may publish versions of it.", code="not_producer"))
+            outcomes[cand.index] = _reject(
+                cand.index,
+                cand.data,
+                stix.StixError(
+                    "Only the producer of an object may publish versions of it.",
+                    code="not_producer",
+                ),
+            )
         else:
             kept.extend(_drop_repeats_and_conflicts([cand], newer, outcomes))
     return kept
 
 
-def _store(candidates: list[_Candidate], *, member: Member, target: PublishTarget,
-           outcomes: dict[int, Outcome],
-           seen_up_to: datetime | None = None) -> tuple[list[int], datetime | None]:
+def _store(
+    candidates: list[_Candidate],
+    *,
+    member: Member,
+    target: PublishTarget,
+    outcomes: dict[int, Outcome],
+    seen_up_to: datetime | None = None,
+) -> tuple[list[int], datetime | None]:
     if not candidates:
         return [], None
     audiences: dict[str, Audience] = {}
     with transaction.atomic():
         date_added = _take_publish_lock()
-        candidates = _recheck_under_lock(candidates, member=member, seen_up_to=seen_up_to,
-                                         outcomes=outcomes)
+        candidates = _recheck_under_lock(
+            candidates, member=member, seen_up_to=seen_up_to, outcomes=outcomes
+        )
         rows = []
         for cand in candidates:
             audience = audiences.get(cand.tlp)
             if audience is None:
-                group_ids, member_ids = audience_members(tlp=cand.tlp, producer_id=member.pk,
-                                                         target=target)
-                audience = get_or_create_audience(tlp=cand.tlp, group_ids=group_ids,
-                                                  member_ids=member_ids)
+                group_ids, member_ids = audience_members(
+                    tlp=cand.tlp, producer_id=member.pk, target=target
+                )
+                audience = get_or_create_audience(
+                    tlp=cand.tlp, group_ids=group_ids, member_ids=member_ids
+                )
                 audiences[cand.tlp] = audience
             valid = cand.valid
-            rows.append((valid.stix_id, valid.stix_type, valid.created, valid.modified,
-                         date_added, member.pk, target.anonymous, audience.pk, cand.tlp,
-                         valid.revoked, valid.valid_until, valid.confidence,
-                         valid.sighting_of_ref, cand.digest,
-                         cand.body or stix.dumps(cand.data)))
+            rows.append(
+                (
+                    valid.stix_id,
+                    valid.stix_type,
+                    valid.created,
+                    valid.modified,
+                    date_added,
+                    member.pk,
+                    target.anonymous,
+                    audience.pk,
+                    cand.tlp,
+                    valid.revoked,
+                    valid.valid_until,
+                    valid.confidence,
+                    valid.sighting_of_ref,
+                    cand.digest,
+                    cand.body or stix.dumps(cand.data),
+                )
+            )
         inserted = _insert_rows(rows, date_added=date_added)
         version_ids = []
         for cand in candidates:
             pk = inserted.get((cand.valid.stix_id, cand.valid.modified))
             outcome = STORED if pk is not None else UNCHANGED
-            outcomes[cand.index] = Outcome(cand.index, cand.valid.stix_id,
-                                           _version_of(cand.data), outcome)
+            outcomes[cand.index] = Outcome(
+                cand.index, cand.valid.stix_id, _version_of(cand.data), outcome
+            )
             if pk is not None:
                 version_ids.append(pk)
         index_versions(version_ids)  # flow 1: index observables in the same transaction
@@ -608,14 +729,29 @@ def _store(candidates: list[_Candidate], *, member: Member, target: PublishTarge
 
 
 # The columns `_store` fills, in the order of its row tuples.
-_COLUMNS = ("stix_id", "type", "created", "modified", "date_added", "producer_id", "anonymous",
-            "audience_id", "tlp", "revoked", "valid_until", "confidence", "sighting_of_ref",
-            "content_hash", "body")
+_COLUMNS = (
+    "stix_id",
+    "type",
+    "created",
+    "modified",
+    "date_added",
+    "producer_id",
+    "anonymous",
+    "audience_id",
+    "tlp",
+    "revoked",
+    "valid_until",
+    "confidence",
+    "sighting_of_ref",
+    "content_hash",
+    "body",
+)
 _TABLE = StixObject._meta.db_table
 
 
-def _insert_rows(rows: list[tuple[Any, ...]], *,
-                 date_added: datetime) -> dict[tuple[str, datetime], int]:
+def _insert_rows(
+    rows: list[tuple[Any, ...]], *, date_added: datetime
+) -> dict[tuple[str, datetime], int]:
     """Insert the rows, skipping versions stored meanwhile; (stix id, modified) -> new pk."""
     if connection.vendor == "postgresql" and _copy_covers_the_table():
         try:
@@ -626,11 +762,17 @@ def _insert_rows(rows: list[tuple[Any, ...]], *,
             logger.warning("COPY clashed with a stored version; inserting row by conflict")
     StixObject.objects.bulk_create(
         (StixObject(**dict(zip(_COLUMNS, row, strict=True))) for row in rows),
-        batch_size=2000, ignore_conflicts=True)
+        batch_size=2000,
+        ignore_conflicts=True,
+    )
     # Rows a concurrent publisher stored first were skipped by the insert: what carries our
     # date added is exactly what this call stored.
-    return {(sid, mod): pk for sid, mod, pk in StixObject.objects.filter(
-        date_added=date_added).values_list("stix_id", "modified", "id")}
+    return {
+        (sid, mod): pk
+        for sid, mod, pk in StixObject.objects.filter(date_added=date_added).values_list(
+            "stix_id", "modified", "id"
+        )
+    }
 
 
 def _copy_covers_the_table() -> bool:
@@ -643,8 +785,10 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> dict[tuple[str, datetime], int]:
     """PostgreSQL COPY of the rows, with primary keys drawn from the table's sequence first so
     nothing has to be read back."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-                       "FROM generate_series(1, %s)", [_TABLE, len(rows)])
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [_TABLE, len(rows)],
+        )
         pks = [pk for (pk,) in cursor.fetchall()]
         copy_sql = f"COPY {_TABLE} (id, {', '.join(_COLUMNS)}) FROM STDIN"
         with cursor.cursor.copy(copy_sql) as copy:  # the psycopg cursor: Django's has no COPY
@@ -653,8 +797,14 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> dict[tuple[str, datetime], int]:
     return {(row[0], row[3]): pk for pk, row in zip(pks, rows, strict=True)}
 
 
-def _announce(member: Member, version_ids: list[int], date_added: datetime,
-              target: PublishTarget) -> None:
+def _announce(
+    member: Member, version_ids: list[int], date_added: datetime, target: PublishTarget
+) -> None:
     if version_ids:
-        objects_published.send(sender=StixObject, producer_id=member.pk, version_ids=version_ids,
-                               date_added=date_added, anonymous=target.anonymous)
+        objects_published.send(
+            sender=StixObject,
+            producer_id=member.pk,
+            version_ids=version_ids,
+            date_added=date_added,
+            anonymous=target.anonymous,
+        )

@@ -26,11 +26,18 @@ def summarise(*, reader: Member, stix_id: str) -> SightingSummary:
     # revoke it or point it at another object, and then the earlier rows no longer count.
     visible = StixObject.objects.visible_to(reader).filter(type="sighting")
     superseded = visible.filter(stix_id=OuterRef("stix_id"), modified__gt=OuterRef("modified"))
-    totals = (visible.filter(sighting_of_ref=stix_id, revoked=False)
-              .exclude(Exists(superseded))
-              .aggregate(sightings=Count("stix_id", distinct=True),
-                         members=Count("producer_id", distinct=True),
-                         last=Max("date_added")))
-    return SightingSummary(id=stix_id, sightings=totals["sightings"] or 0,
-                           distinct_members=totals["members"] or 0,
-                           last_sighted_added=totals["last"])
+    totals = (
+        visible.filter(sighting_of_ref=stix_id, revoked=False)
+        .exclude(Exists(superseded))
+        .aggregate(
+            sightings=Count("stix_id", distinct=True),
+            members=Count("producer_id", distinct=True),
+            last=Max("date_added"),
+        )
+    )
+    return SightingSummary(
+        id=stix_id,
+        sightings=totals["sightings"] or 0,
+        distinct_members=totals["members"] or 0,
+        last_sighted_added=totals["last"],
+    )

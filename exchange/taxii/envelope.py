@@ -35,7 +35,7 @@ def envelope_objects(document: Any) -> list[Any]:
         raise BadEnvelope("The envelope's more must be true or false.")
     if "next" in document and not isinstance(document["next"], str):
         raise BadEnvelope("The envelope's next must be a string.")
-    limit = int(settings.PHALANX["MAX_BUNDLE_OBJECTS"])
+    limit: int = settings.PHALANX["MAX_BUNDLE_OBJECTS"]
     if len(objects) > limit:
         raise PayloadTooLarge(
             f"An envelope may hold at most {limit} objects.", code="too_many_objects"

@@ -11,17 +11,26 @@ from ..models import ApiToken, Member, TrustGroup, User
 class MemberProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = Member
-        fields = ["name", "identity_id", "sectors", "contact_email", "backup_contacts",
-                  "default_tlp", "created_at"]
+        fields = [
+            "name",
+            "identity_id",
+            "sectors",
+            "contact_email",
+            "backup_contacts",
+            "default_tlp",
+            "created_at",
+        ]
         read_only_fields = ["name", "identity_id", "created_at"]
 
 
 class MemberProfileUpdateSerializer(serializers.Serializer):
-    sectors = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
-                                    max_length=50)
+    sectors = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=50
+    )
     contact_email = serializers.EmailField(required=False, allow_blank=True)
-    backup_contacts = serializers.ListField(child=serializers.EmailField(), required=False,
-                                            max_length=20)
+    backup_contacts = serializers.ListField(
+        child=serializers.EmailField(), required=False, max_length=20
+    )
     default_tlp = serializers.ChoiceField(choices=Tlp.choices, required=False)
 
 
@@ -47,21 +56,29 @@ class UserCreateSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices, default=Role.ANALYST)
-    password = serializers.CharField(required=False, write_only=True, min_length=12,
-                                     max_length=128)
+    password = serializers.CharField(required=False, write_only=True, min_length=12, max_length=128)
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "scopes", "expires_at", "revoked_at", "last_used_at",
-                  "created_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "created_at",
+        ]
 
 
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices),
-                                   min_length=1, max_length=4)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=4
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 

@@ -38,13 +38,17 @@ class ProfileView(APIView):
     def get(self, request: Request) -> Response:
         return Response(MemberProfileSerializer(acting_member(request)).data)
 
-    @extend_schema(operation_id="update_profile", request=MemberProfileUpdateSerializer,
-                   responses=MemberProfileSerializer)
+    @extend_schema(
+        operation_id="update_profile",
+        request=MemberProfileUpdateSerializer,
+        responses=MemberProfileSerializer,
+    )
     def patch(self, request: Request) -> Response:
         form = MemberProfileUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        member = services.update_member_profile(member=acting_member(request),
-                                                **form.validated_data)
+        member = services.update_member_profile(
+            member=acting_member(request), **form.validated_data
+        )
         return Response(MemberProfileSerializer(member).data)
 
 
@@ -55,7 +59,8 @@ class PeerListView(APIView):
     def get(self, request: Request) -> Response:
         member = acting_member(request)
         peers = Member.objects.filter(
-            is_active=True, memberships__group__memberships__member=member).distinct()
+            is_active=True, memberships__group__memberships__member=member
+        ).distinct()
         return Response(PeerSerializer(peers, many=True).data)
 
 
@@ -72,8 +77,9 @@ class UserListView(AdminView):
         users = User.objects.filter(member=acting_member(request)).order_by("username")
         return Response(UserSerializer(users, many=True).data)
 
-    @extend_schema(operation_id="create_user", request=UserCreateSerializer,
-                   responses={201: UserSerializer})
+    @extend_schema(
+        operation_id="create_user", request=UserCreateSerializer, responses={201: UserSerializer}
+    )
     def post(self, request: Request) -> Response:
         form = UserCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -94,8 +100,11 @@ class TokenListView(AdminView):
         tokens = ApiToken.objects.filter(member=acting_member(request))
         return Response(ApiTokenSerializer(tokens, many=True).data)
 
-    @extend_schema(operation_id="create_token", request=ApiTokenCreateSerializer,
-                   responses={201: IssuedTokenSerializer})
+    @extend_schema(
+        operation_id="create_token",
+        request=ApiTokenCreateSerializer,
+        responses={201: IssuedTokenSerializer},
+    )
     def post(self, request: Request) -> Response:
         form = ApiTokenCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)

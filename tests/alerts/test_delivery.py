@@ -367,8 +367,9 @@ def test_production_settings_refuse_a_loopback_endpoint_at_send(
     assert receiver.received() == []
 
 
-def test_a_hanging_receiver_does_not_hold_its_batch(transactional_db, member_client, receiver,
-                                                    add_webhook):
+def test_a_hanging_receiver_does_not_hold_its_batch(
+    transactional_db, member_client, receiver, add_webhook
+):
     """The batch records what answered and returns; the hanging send finishes on its own
     thread, still leased, and records its own timeout."""
     alice, bob, carol = member_client("Alice"), member_client("Bob"), member_client("Carol")

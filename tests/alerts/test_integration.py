@@ -220,7 +220,8 @@ def test_redis_flushed_with_messages_queued_the_sweeper_delivers(
     try:
         first = indicator()
         assert alice.publish(bundle(first)).status_code == 201
-        assert wait_for(lambda: deliveries_of(bob.member), timeout=30)
+        # Rows committed and their task message sent: only then may the worker stop.
+        assert wait_for(lambda: deliveries_of(bob.member) and queued_tasks("delivery"), timeout=30)
     finally:
         stop_process(fanout_worker)
     # 2. A second publication whose fan-out message is queued with no worker running.
@@ -288,7 +289,9 @@ def test_member_whose_access_ended_between_queueing_and_sending_gets_nothing(
     fanout_worker = start_worker(queues="default", log_path=tmp_path / "fanout.log")
     try:
         assert alice.publish(bundle(indicator()), trust_group="finance").status_code == 201
-        assert wait_for(lambda: Delivery.objects.count() == 3, timeout=30)
+        assert wait_for(
+            lambda: Delivery.objects.count() == 3 and queued_tasks("delivery"), timeout=30
+        )
     finally:
         stop_process(fanout_worker)
     waiting = {q: queued_tasks(q) for q in ("default", "delivery", "response")}

@@ -29,10 +29,22 @@ def gunicorn_url(transactional_db: None, tmp_path) -> Iterator[tuple[str, int]]:
     port = _free_port()
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115  closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "exchange.wsgi:application", "-b",
-         f"127.0.0.1:{port}", "-w", "1"],
-        cwd=ROOT, env=process_env(PHALANX_MAX_BODY_BYTES="200000"), stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "exchange.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+        ],
+        cwd=ROOT,
+        env=process_env(PHALANX_MAX_BODY_BYTES="200000"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def answers() -> bool:
         try:
@@ -52,11 +64,18 @@ def gunicorn_url(transactional_db: None, tmp_path) -> Iterator[tuple[str, int]]:
 
 def _post_chunked(address: tuple[str, int], token: str, body: bytes) -> tuple[int, dict]:
     conn = http.client.HTTPConnection(*address, timeout=30)
-    pieces = (body[i:i + 4096] for i in range(0, len(body), 4096))
-    conn.request("POST", "/api/v1/bundles/", body=pieces, encode_chunked=True,
-                 headers={"Authorization": f"Bearer {token}",
-                          "Content-Type": "application/json",
-                          "Transfer-Encoding": "chunked"})
+    pieces = (body[i : i + 4096] for i in range(0, len(body), 4096))
+    conn.request(
+        "POST",
+        "/api/v1/bundles/",
+        body=pieces,
+        encode_chunked=True,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+    )
     response = conn.getresponse()
     return response.status, json.loads(response.read())
 

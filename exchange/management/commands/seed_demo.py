@@ -27,17 +27,34 @@ DEMO_PASSWORD = "phalanx-demo"  # noqa: S105
 DEMO_NAMESPACE = uuid.UUID("8f0b7d1e-3c54-4e0e-9a57-6c1a1c0b2d11")
 FINANCE_ISAC = "Finance ISAC"
 MEMBERS: list[dict[str, Any]] = [
-    {"name": "Northwind Bank", "sectors": ["financial-services"], "groups": [FINANCE_ISAC],
-     "contact_email": "soc@northwind.example"},
-    {"name": "Contoso Payments", "sectors": ["financial-services"], "groups": [FINANCE_ISAC],
-     "contact_email": "cert@contoso.example"},
-    {"name": "Fabrikam Health", "sectors": ["healthcare"], "groups": [],
-     "contact_email": "security@fabrikam.example"},
+    {
+        "name": "Northwind Bank",
+        "sectors": ["financial-services"],
+        "groups": [FINANCE_ISAC],
+        "contact_email": "soc@northwind.example",
+    },
+    {
+        "name": "Contoso Payments",
+        "sectors": ["financial-services"],
+        "groups": [FINANCE_ISAC],
+        "contact_email": "cert@contoso.example",
+    },
+    {
+        "name": "Fabrikam Health",
+        "sectors": ["healthcare"],
+        "groups": [],
+        "contact_email": "security@fabrikam.example",
+    },
 ]
 TLP_AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 TLP_RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
-CAMPAIGNS = ["QakBot loader wave", "Invoice phishing kit", "Cobalt Strike beacons",
-             "Credential-stuffing botnet", "Ransomware staging servers"]
+CAMPAIGNS = [
+    "QakBot loader wave",
+    "Invoice phishing kit",
+    "Cobalt Strike beacons",
+    "Credential-stuffing botnet",
+    "Ransomware staging servers",
+]
 PHASES = ["delivery", "command-and-control", "exploitation", "installation"]
 CREATED = "2026-11-01T08:00:00.000Z"
 
@@ -70,53 +87,64 @@ def indicators_for(member_name: str, count: int, seed: int) -> list[dict[str, An
     for index in range(count):
         pattern, label = _observable(rng, index)
         campaign = rng.choice(CAMPAIGNS)
-        objects.append({
-            "type": "indicator",
-            "spec_version": "2.1",
-            "id": demo_id("indicator", member_name, index),
-            "created": CREATED,
-            "modified": CREATED,
-            "name": label,
-            "description": f"Seen in the {campaign} campaign.",
-            "indicator_types": ["malicious-activity"],
-            "pattern": pattern,
-            "pattern_type": "stix",
-            "valid_from": CREATED,
-            "confidence": rng.choice([50, 70, 85, 95]),
-            "labels": [campaign.lower().replace(" ", "-")],
-            "kill_chain_phases": [{"kill_chain_name": "lockheed-martin-cyber-kill-chain",
-                                   "phase_name": rng.choice(PHASES)}],
-        })
+        objects.append(
+            {
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": demo_id("indicator", member_name, index),
+                "created": CREATED,
+                "modified": CREATED,
+                "name": label,
+                "description": f"Seen in the {campaign} campaign.",
+                "indicator_types": ["malicious-activity"],
+                "pattern": pattern,
+                "pattern_type": "stix",
+                "valid_from": CREATED,
+                "confidence": rng.choice([50, 70, 85, 95]),
+                "labels": [campaign.lower().replace(" ", "-")],
+                "kill_chain_phases": [
+                    {
+                        "kill_chain_name": "lockheed-martin-cyber-kill-chain",
+                        "phase_name": rng.choice(PHASES),
+                    }
+                ],
+            }
+        )
     return objects
 
 
 def sightings_of(indicator_ids: list[str], member_name: str) -> list[dict[str, Any]]:
-    return [{
-        "type": "sighting",
-        "spec_version": "2.1",
-        "id": demo_id("sighting", member_name, ref),
-        "created": "2026-11-02T10:00:00.000Z",
-        "modified": "2026-11-02T10:00:00.000Z",
-        "sighting_of_ref": ref,
-        "count": 3,
-        "first_seen": "2026-11-02T09:00:00Z",
-        "last_seen": "2026-11-02T09:45:00Z",
-    } for ref in indicator_ids]
+    return [
+        {
+            "type": "sighting",
+            "spec_version": "2.1",
+            "id": demo_id("sighting", member_name, ref),
+            "created": "2026-11-02T10:00:00.000Z",
+            "modified": "2026-11-02T10:00:00.000Z",
+            "sighting_of_ref": ref,
+            "count": 3,
+            "first_seen": "2026-11-02T09:00:00Z",
+            "last_seen": "2026-11-02T09:45:00Z",
+        }
+        for ref in indicator_ids
+    ]
 
 
 class Command(BaseCommand):
     help = "Seed demo members, tokens and intelligence, and print the tokens."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--indicators", type=int, default=120,
-                            help="indicators per member (default 120)")
+        parser.add_argument(
+            "--indicators", type=int, default=120, help="indicators per member (default 120)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             members = [self._member(spec) for spec in MEMBERS]
         per_member = options["indicators"]
-        published = {m.name: indicators_for(m.name, per_member, seed) for seed, m in
-                     enumerate(members)}
+        published = {
+            m.name: indicators_for(m.name, per_member, seed) for seed, m in enumerate(members)
+        }
         for member in members:
             self._publish(member, published[member.name])
         northwind, contoso, fabrikam = members
@@ -130,17 +158,26 @@ class Command(BaseCommand):
         member = Member.objects.filter(name=spec["name"]).first()
         if member is None:
             member = member_services.create_member(
-                name=spec["name"], sectors=spec["sectors"], trust_groups=spec["groups"],
-                contact_email=spec["contact_email"])
+                name=spec["name"],
+                sectors=spec["sectors"],
+                trust_groups=spec["groups"],
+                contact_email=spec["contact_email"],
+            )
         username = member.name.split()[0].lower() + "-admin"
         if not User.objects.filter(username=username).exists():
-            member_services.create_user(member=member, username=username, role="admin",
-                                        email=spec["contact_email"], password=DEMO_PASSWORD)
+            member_services.create_user(
+                member=member,
+                username=username,
+                role="admin",
+                email=spec["contact_email"],
+                password=DEMO_PASSWORD,
+            )
         return member
 
     def _publish(self, member: Member, objects: list[dict[str, Any]], **target: Any) -> None:
-        result = publish_objects(member=member, objects=objects,
-                                 target=resolve_target(member=member, **target))
+        result = publish_objects(
+            member=member, objects=objects, target=resolve_target(member=member, **target)
+        )
         rejected = [o for o in result.outcomes if o.outcome == "rejected"]
         if rejected:
             self.stderr.write(f"{member.name}: {len(rejected)} rejected, first: {rejected[0]}")
@@ -163,13 +200,15 @@ class Command(BaseCommand):
             "object_refs": [amber[0]["id"]],
             "object_marking_refs": [TLP_RED],
         }
-        self._publish(northwind, [red], trust_groups=["finance-isac"],
-                      recipients=[contoso.identity_id])
+        self._publish(
+            northwind, [red], trust_groups=["finance-isac"], recipients=[contoso.identity_id]
+        )
 
     def _staff_user(self) -> None:
         if not User.objects.filter(username="staff").exists():
-            user = member_services.create_user(member=None, username="staff", is_staff=True,
-                                               password=DEMO_PASSWORD)
+            user = member_services.create_user(
+                member=None, username="staff", is_staff=True, password=DEMO_PASSWORD
+            )
             user.is_superuser = True
             user.save(update_fields=["is_superuser"])
 
@@ -180,7 +219,8 @@ class Command(BaseCommand):
         self.stdout.write("Demo members and fresh API tokens (scopes read,write,respond,admin):")
         for member in members:
             token = member_services.create_token(
-                member=member, name="demo", scopes=["read", "write", "respond", "admin"]).token
+                member=member, name="demo", scopes=["read", "write", "respond", "admin"]
+            ).token
             variable = member.name.split()[0].upper() + "_TOKEN"
             self.stdout.write(f"  {member.name:<18} {member.identity_id}")
             self.stdout.write(f"    export {variable}={token}")
@@ -189,7 +229,10 @@ class Command(BaseCommand):
         env_file.write_text("".join(lines))
         env_file.chmod(0o600)
         self.stdout.write(f"(also written to {env_file}: `source` it for the README examples)")
-        self.stdout.write("Users: northwind-admin, contoso-admin, fabrikam-admin (member admins) "
-                          "and staff (exchange staff, /admin/); password phalanx-demo")
-        self.stdout.write(f"Exchange identity for anonymous publications: "
-                          f"{settings.PHALANX['EXCHANGE_IDENTITY']}")
+        self.stdout.write(
+            "Users: northwind-admin, contoso-admin, fabrikam-admin (member admins) "
+            "and staff (exchange staff, /admin/); password phalanx-demo"
+        )
+        self.stdout.write(
+            f"Exchange identity for anonymous publications: {settings.PHALANX['EXCHANGE_IDENTITY']}"
+        )

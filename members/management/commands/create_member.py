@@ -19,9 +19,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             member = services.create_member(
-                name=options["name"], sectors=options["sectors"],
-                trust_groups=options["trust_groups"], contact_email=options["contact_email"],
-                default_tlp=options["default_tlp"])
+                name=options["name"],
+                sectors=options["sectors"],
+                trust_groups=options["trust_groups"],
+                contact_email=options["contact_email"],
+                default_tlp=options["default_tlp"],
+            )
         except PhalanxError as exc:
             raise CommandError(exc.detail) from None
         self.stdout.write(member.identity_id)

@@ -22,12 +22,18 @@ class Command(BaseCommand):
         member = Member.objects.filter(name__iexact=options["member_name"]).first()
         if member is None:
             raise CommandError(f"No member named {options['member_name']!r}.")
-        expires = (timezone.now() + timedelta(days=options["expires_days"])
-                   if options["expires_days"] else None)
+        expires = (
+            timezone.now() + timedelta(days=options["expires_days"])
+            if options["expires_days"]
+            else None
+        )
         try:
-            issued = services.create_token(member=member, name=options["name"],
-                                           scopes=options["scopes"].split(","),
-                                           expires_at=expires)
+            issued = services.create_token(
+                member=member,
+                name=options["name"],
+                scopes=options["scopes"].split(","),
+                expires_at=expires,
+            )
         except PhalanxError as exc:
             raise CommandError(exc.detail) from None
         self.stdout.write(issued.token)
