@@ -34,12 +34,13 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def open(self) -> DeliveryQuerySet:
         return self.filter(state__in=OPEN_STATES)
 
-    def claimable(self, *, now: datetime, claim: str) -> DeliveryQuerySet:
-        """Open, due, and not leased to another run (a run may take back its own lease: that
-        is a task message redelivered after its worker died)."""
+    def claimable(self, *, now: datetime, claim: str, early: timedelta) -> DeliveryQuerySet:
+        """Open, due (or due within `early`: a countdown message may fire a moment before its
+        time), and not leased to another run (a run may take back its own lease: that is a
+        task message redelivered after its worker died)."""
         return self.open().filter(
             Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(claimed_by=claim),
-            next_attempt_at__lte=now,
+            next_attempt_at__lte=now + early,
         )
 
     def lost(self, *, now: datetime, grace: timedelta) -> DeliveryQuerySet:

@@ -334,7 +334,12 @@ class PollResult:
             f"p95 {percentile(lat, 95):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
             f"{len(lat) / self.seconds:.0f} polls/s"
             + (f", {self.wrong} WRONG answers" if self.wrong else "")
+            + f"; slowest (poll #: ms) {self.slowest()}"
         )
+
+    def slowest(self, count: int = 5) -> str:
+        worst = sorted(enumerate(self.latencies_ms), key=lambda item: -item[1])[:count]
+        return ", ".join(f"{index}: {ms:.0f}" for index, ms in sorted(worst))
 
 
 def timed_get(

@@ -59,6 +59,8 @@ RETRYABLE = frozenset(
         "internal_error",
     }
 )
+# A countdown message fires at its ETA by the worker's clock; a moment early still counts as due.
+EARLY = timedelta(milliseconds=500)
 SENT, FAILED, DEAD, POSTPONED, LOST = "delivered", "failed", "dead", "postponed", "lease_lost"
 RECORDED_FIELDS = (
     "state",
@@ -133,7 +135,9 @@ def _limit(delivery: Delivery) -> int:
 def deliver(*, delivery_ids: Sequence[int], claim: str) -> Counter[str]:
     """Try the given deliveries that are due and not leased to another run; count outcomes."""
     now = timezone.now()
-    Delivery.objects.claimable(now=now, claim=claim).filter(pk__in=list(delivery_ids)).update(
+    Delivery.objects.claimable(now=now, claim=claim, early=EARLY).filter(
+        pk__in=list(delivery_ids)
+    ).update(
         claimed_by=claim,
         claimed_until=now + timedelta(seconds=lease_seconds()),
         # A run that takes back its own lease (its first try died with the worker) does not

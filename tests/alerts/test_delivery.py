@@ -376,7 +376,12 @@ def test_a_hanging_receiver_does_not_hold_its_batch(
     add_webhook(bob.member, receiver.url("/fast"))
     add_webhook(carol.member, receiver.url("/hang"))
     receiver.script("/hang", Answer(200, delay=30))
-    alerts = {**settings.PHALANX_ALERTS, "BATCH_PATIENCE_SECONDS": 0.5, "READ_TIMEOUT": 4.0}
+    alerts = {
+        **settings.PHALANX_ALERTS,
+        "BATCH_PATIENCE_SECONDS": 0.5,
+        "READ_TIMEOUT": 4.0,
+        "RETRY_SCHEDULE": [600],
+    }
     with override_settings(PHALANX_ALERTS=alerts):
         assert alice.publish(bundle(indicator())).status_code == 201
         # The batch (run in this request, Celery being eager) returned before the hanging
