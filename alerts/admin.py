@@ -7,6 +7,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import Alert, Attempt, Delivery, FanoutJob, Message
+from .response.models import (
+    Activation,
+    AidRequest,
+    AttackReport,
+    ResponseTask,
+    StaffNotice,
+    TimelineEntry,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -82,3 +90,84 @@ class FanoutJobAdmin(ReadOnlyAdmin):
         "done_at",
     ]
     list_filter = ["kind"]
+
+
+# --- Collective response --------------------------------------------------------------------
+# Read-only too: activations change state only through the response services (the dashboard's
+# staff pages or `manage.py activation`), so every change lands on the timeline with its actor.
+
+
+class TimelineInline(admin.TabularInline):
+    model = TimelineEntry
+    fk_name = "activation"
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "actor_kind", "actor_member", "via", "from_state", "to_state"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Activation)
+class ActivationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "uid",
+        "title",
+        "state",
+        "severity",
+        "origin",
+        "is_drill",
+        "reporter",
+        "reporter_anonymous",
+        "declared_at",
+        "activated_at",
+        "closed_at",
+    ]
+    list_filter = ["state", "severity", "origin", "is_drill"]
+    search_fields = ["uid", "title", "incident_stix_id"]
+    inlines = [TimelineInline]
+
+
+@admin.register(AttackReport)
+class AttackReportAdmin(ReadOnlyAdmin):
+    list_display = [
+        "uid",
+        "activation",
+        "reporter",
+        "anonymous",
+        "source",
+        "severity",
+        "created_at",
+    ]
+    list_filter = ["source", "severity", "anonymous"]
+    search_fields = ["uid", "summary", "incident_stix_id"]
+
+
+@admin.register(ResponseTask)
+class ResponseTaskAdmin(ReadOnlyAdmin):
+    list_display = [
+        "uid",
+        "activation",
+        "member",
+        "state",
+        "affected",
+        "likely_affected",
+        "due_at",
+        "escalation_level",
+        "next_escalation_at",
+    ]
+    list_filter = ["state", "escalation_level", "likely_affected"]
+    search_fields = ["uid", "member__name"]
+
+
+@admin.register(AidRequest)
+class AidRequestAdmin(ReadOnlyAdmin):
+    list_display = ["uid", "activation", "member", "kind", "is_open", "created_at"]
+    list_filter = ["kind", "is_open"]
+
+
+@admin.register(StaffNotice)
+class StaffNoticeAdmin(ReadOnlyAdmin):
+    list_display = ["activation", "task", "reason", "created_at", "sent_at", "attempts"]
+    list_filter = ["reason"]
