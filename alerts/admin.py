@@ -102,8 +102,15 @@ class TimelineInline(admin.TabularInline):
     fk_name = "activation"
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "actor_kind", "actor_member", "via", "from_state", "to_state"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "at",
+        "kind",
+        "actor_kind",
+        "actor_member",
+        "via",
+        "from_state",
+        "to_state",
+    )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -31,7 +31,7 @@ def test_staff_see_activations_reports_and_tasks_read_only(
     alice, _bob = member_client("Alice"), member_client("Bob")
     with committed():
         activation = activation_of(post_report(alice, report_body("198.51.100.77")))
-    task = ResponseTask.objects.filter(activation=activation).first()
+    task = ResponseTask.objects.filter(activation=activation).earliest("id")
     report = AttackReport.objects.get(activation=activation)
 
     for model, row in ((Activation, activation), (AttackReport, report), (ResponseTask, task)):
