@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -35,9 +36,16 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("dashboard:home")
 
     def form_valid(self, form: Any) -> HttpResponse:
-        response = super().form_valid(form)
+        # The form checked the old password and the new one's strength; the service writes
+        # (and audits) the change. The session stays valid with the new password's hash.
+        try:
+            services.change_password(user=form.user, password=form.cleaned_data["new_password1"])
+        except PhalanxError as exc:
+            form.add_error("new_password1", exc.detail)
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, form.user)
         messages.success(self.request, "Your password has been changed.")
-        return response
+        return redirect(self.get_success_url())
 
 
 def _error(request: HttpRequest, exc: PhalanxError) -> None:

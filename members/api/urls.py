@@ -12,4 +12,5 @@ urlpatterns = [
     path("users/<int:user_id>/", views.UserDetailView.as_view(), name="user"),
     path("tokens/", views.TokenListView.as_view(), name="tokens"),
     path("tokens/<int:token_id>/", views.TokenDetailView.as_view(), name="token"),
+    path("audit-events/", views.AuditEventListView.as_view(), name="audit-events"),
 ]
