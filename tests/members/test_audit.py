@@ -356,3 +356,24 @@ def test_the_log_is_append_only():
     member.delete()
     event.refresh_from_db()
     assert (event.target_label, event.member_id) == ("t (" + event.target_label[3:], None)
+
+
+def test_the_dashboard_shows_a_member_admin_its_own_log_only():
+    alice, bob = make_member("Alice"), make_member("Bob")
+    admin_user = services.create_user(member=alice, username="adm", role="admin")
+    services.create_token(member=alice, name="<script>alert(1)</script>", scopes=["read"])
+    services.create_token(member=bob, name="bobs-secret-project", scopes=["read"])
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get("/settings/audit/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "API token created" in text and "&lt;script&gt;" in text
+    assert "<script>alert" not in text and "bobs-secret-project" not in text
+    filtered = client.get("/settings/audit/", {"action": "token.revoked"}).content.decode()
+    assert 'data-audit-action="token.created"' not in filtered
+    assert client.get("/settings/audit/", {"action": "nope"}).status_code == 400
+    assert client.get("/settings/audit/", {"before": "x"}).status_code == 400
+    analyst = services.create_user(member=alice, username="ana")
+    client.force_login(analyst)
+    assert client.get("/settings/audit/").status_code == 403
