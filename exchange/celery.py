@@ -11,6 +11,10 @@ from members import audit
 from members.choices import AuditChannel
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
+# Celery runs Django's system checks when a worker or beat starts, and the URL checks import
+# every view and the OpenAPI machinery, some 12 MB per process that tasks never use (S8).
+# The checks run where they matter: `manage.py migrate` on every deploy, and in CI.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("phalanx")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,5 +1,8 @@
 from django.urls import path
 
+# Registers the OpenAPI descriptions of our authentication schemes wherever the schema can be
+# built (it needs the URLconf), and only there: drf-spectacular costs workers and beat ~14 MB.
+from .. import schema  # noqa: F401
 from . import views
 
 app_name = "members-api"
