@@ -377,3 +377,52 @@ def test_the_dashboard_shows_a_member_admin_its_own_log_only():
     analyst = services.create_user(member=alice, username="ana")
     client.force_login(analyst)
     assert client.get("/settings/audit/").status_code == 403
+
+
+def test_tasks_run_by_a_worker_are_audited_as_tasks_and_eager_ones_keep_their_caller():
+    from types import SimpleNamespace
+
+    from exchange import celery as celery_app
+
+    member = make_member("Alice")
+    queued = SimpleNamespace(request=SimpleNamespace(is_eager=False))
+    celery_app._audit_source_for_task(task_id="t-1", task=queued)
+    services.update_member_profile(member=member, default_tlp="amber")
+    celery_app._end_audit_source_for_task(task_id="t-1")
+    assert last_event(AuditAction.MEMBER_PROFILE_CHANGED).channel == AuditChannel.TASK
+
+    eager = SimpleNamespace(request=SimpleNamespace(is_eager=True))
+    with audit.source(audit.Source(channel=AuditChannel.COMMAND)):
+        celery_app._audit_source_for_task(task_id="t-2", task=eager)
+        services.update_member_profile(member=member, default_tlp="red")
+        celery_app._end_audit_source_for_task(task_id="t-2")
+    assert last_event(AuditAction.MEMBER_PROFILE_CHANGED).channel == AuditChannel.COMMAND
+    services.update_member_profile(member=member, default_tlp="green")
+    assert last_event(AuditAction.MEMBER_PROFILE_CHANGED).channel == AuditChannel.SYSTEM
+
+
+def test_manage_py_marks_its_actions_as_commands(tmp_path):
+    """The wiring in manage.py itself: a real command process on a database of its own."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PHALANX_VAR_DIR": str(tmp_path),
+    }
+    env.pop("REDIS_URL", None)
+    for args in (["migrate", "-v0"], ["create_member", "Echo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=root, env=env, check=True, timeout=300
+        )
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        rows = db.execute(
+            "SELECT channel, user_agent FROM members_auditevent WHERE action = 'member.created'"
+        ).fetchall()
+    assert rows == [("command", "manage.py create_member")]
