@@ -30,3 +30,10 @@ urlpatterns = [
     path("", include("exchange.dashboard_urls")),
     path("", include("alerts.urls")),
 ]
+
+# What no view answered (unknown URLs, refused requests, crashes), in each surface's language and
+# without internals: see errorpages.
+handler400 = "exchange.errorpages.bad_request"
+handler403 = "exchange.errorpages.permission_denied"
+handler404 = "exchange.errorpages.page_not_found"
+handler500 = "exchange.errorpages.server_error"

@@ -5,6 +5,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from .models import (
     ApiToken,
+    AuditEvent,
     Member,
     NotificationPolicy,
     TrustGroup,
@@ -97,3 +98,22 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 class NotificationPolicyAdmin(admin.ModelAdmin):
     list_display = ["member", "mode", "only_my_assets", "min_confidence", "email_enabled"]
     list_filter = ["mode", "only_my_assets"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, for reading only: rows are added by the services and never changed."""
+
+    list_display = ["at", "action", "member", "actor_label", "actor_token_prefix", "channel", "ip"]
+    list_filter = ["action", "channel"]
+    search_fields = ["actor_label", "actor_token_prefix", "target_label", "member__name"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

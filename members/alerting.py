@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import urllib.parse
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .choices import SUBSCRIBABLE_EVENTS, AssetKind, DeliveryMode, Tlp
+from . import audit
+from .choices import SUBSCRIBABLE_EVENTS, AssetKind, AuditAction, DeliveryMode, Tlp
 from .exceptions import Conflict, NotFound, PhalanxError
 from .models import Member, NotificationPolicy, PrivateAsset, TrustGroup, WebhookEndpoint
 from .netguard import CheckedTarget, check_url
@@ -47,6 +49,15 @@ class IssuedEndpoint:
 def generate_webhook_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def url_for_audit(url: str) -> str:
+    """The URL without user info, query or fragment: receivers sometimes carry a credential
+    there, and the audit log must never hold one."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))[:500]
 
 
 def check_webhook_url(url: str) -> CheckedTarget:
@@ -98,10 +109,17 @@ def create_webhook_endpoint(
         event_types=parse_event_types(event_types),
         secret=secret,
     )
+    audit.record(
+        AuditAction.WEBHOOK_CREATED,
+        member=member,
+        target=endpoint,
+        details={"url": url_for_audit(url), "event_types": endpoint.event_types},
+    )
     logger.info("webhook endpoint created id=%s member=%s", endpoint.pk, member.pk)
     return IssuedEndpoint(endpoint=endpoint, secret=secret)
 
 
+@transaction.atomic
 def update_webhook_endpoint(
     *,
     member: Member,
@@ -129,16 +147,31 @@ def update_webhook_endpoint(
         else:
             endpoint.disabled_reason = "member"
     endpoint.save()
+    given = {"url": url, "description": description, "event_types": event_types}
+    details: dict[str, object] = {"fields": sorted(k for k, v in given.items() if v is not None)}
+    if url is not None:
+        details["url"] = url_for_audit(url)
+    if is_active is not None:
+        details["is_active"] = is_active
+    audit.record(AuditAction.WEBHOOK_UPDATED, member=member, target=endpoint, details=details)
     logger.info("webhook endpoint updated id=%s member=%s", endpoint.pk, member.pk)
     return endpoint
 
 
+@transaction.atomic
 def delete_webhook_endpoint(*, member: Member, endpoint_id: int) -> None:
     endpoint = get_webhook_endpoint(member=member, endpoint_id=endpoint_id)
+    audit.record(
+        AuditAction.WEBHOOK_DELETED,
+        member=member,
+        target=endpoint,
+        details={"url": url_for_audit(endpoint.url)},
+    )
     endpoint.delete()
     logger.info("webhook endpoint deleted id=%s member=%s", endpoint_id, member.pk)
 
 
+@transaction.atomic
 def rotate_webhook_secret(*, member: Member, endpoint_id: int) -> IssuedEndpoint:
     """A new secret signs from now on; the old one keeps signing too for the overlap, so the
     receiver can switch without rejecting a message."""
@@ -150,14 +183,30 @@ def rotate_webhook_secret(*, member: Member, endpoint_id: int) -> IssuedEndpoint
     )
     endpoint.secret = secret
     endpoint.save()
+    audit.record(
+        AuditAction.WEBHOOK_SECRET_ROTATED,
+        member=member,
+        target=endpoint,
+        details={"previous_valid_until": endpoint.previous_secret_expires_at.isoformat()},
+    )
     logger.info("webhook secret rotated id=%s member=%s", endpoint.pk, member.pk)
     return IssuedEndpoint(endpoint=endpoint, secret=secret)
 
 
+@transaction.atomic
 def disable_webhook_endpoint(*, endpoint_id: int, reason: str) -> None:
     """Stop sending to an endpoint (its receiver answered 410 Gone, for instance)."""
+    endpoint = WebhookEndpoint.objects.select_related("member").filter(pk=endpoint_id).first()
+    if endpoint is None:
+        return
     WebhookEndpoint.objects.filter(pk=endpoint_id).update(
         is_active=False, disabled_reason=reason, updated_at=timezone.now()
+    )
+    audit.record(
+        AuditAction.WEBHOOK_DISABLED,
+        member=endpoint.member,
+        target=endpoint,
+        details={"reason": reason},
     )
     logger.info("webhook endpoint disabled id=%s reason=%s", endpoint_id, reason)
 
@@ -216,6 +265,24 @@ def _check_timezone(name: str) -> str:
 
 
 _UNSET: Any = object()
+_POLICY_FIELDS = (
+    "trust_groups",
+    "object_types",
+    "tlp_levels",
+    "min_confidence",
+    "only_my_assets",
+    "mode",
+    "digest_hour",
+    "quiet_hours_start",
+    "quiet_hours_end",
+    "timezone_name",
+    "email_enabled",
+)
+
+
+def _fields_given(arguments: dict[str, Any], names: Iterable[str]) -> list[str]:
+    """The names of the keyword arguments a caller passed (neither None nor `_UNSET`)."""
+    return [n for n in names if arguments[n] is not None and arguments[n] is not _UNSET]
 
 
 @transaction.atomic
@@ -269,6 +336,12 @@ def set_notification_policy(
     policy.save()
     if trust_groups is not None:
         policy.trust_groups.set(_own_groups(member, trust_groups))
+    audit.record(
+        AuditAction.POLICY_CHANGED,
+        member=member,
+        target=policy,
+        details={"fields": _fields_given(locals(), _POLICY_FIELDS)},
+    )
     logger.info("notification policy set member=%s", member.pk)
     return policy
 
@@ -322,10 +395,17 @@ def add_private_asset(*, member: Member, kind: str, value: str, label: str = "")
     )
     if not created:
         raise Conflict("This asset is already on the list.", code="asset_exists")
+    # The list is the member's alone: its log names the kind, never the value.
+    audit.record(
+        AuditAction.ASSET_ADDED, member=member, target=asset, target_label=kind, details={}
+    )
     return asset
 
 
+@transaction.atomic
 def remove_private_asset(*, member: Member, asset_id: int) -> None:
-    deleted, _ = PrivateAsset.objects.filter(pk=asset_id, member=member).delete()
-    if not deleted:
+    asset = PrivateAsset.objects.filter(pk=asset_id, member=member).first()
+    if asset is None:
         raise NotFound("No such asset.")
+    audit.record(AuditAction.ASSET_REMOVED, member=member, target=asset, target_label=asset.kind)
+    asset.delete()

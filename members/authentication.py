@@ -11,6 +11,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from . import audit
 from .models import ApiToken, Member
 from .services import authenticate_token
 from .tokens import token_from_authorization
@@ -38,6 +39,7 @@ def _principal_for(token: str) -> tuple[TokenPrincipal, ApiToken]:
     if api_token is None:
         # One message for unknown, revoked and expired tokens: which it was is nobody's business.
         raise exceptions.AuthenticationFailed("The token is invalid, expired or revoked.")
+    audit.note_token(api_token)
     return TokenPrincipal(member=api_token.member, api_token=api_token), api_token
 
 

@@ -59,3 +59,47 @@ class AssetKind(models.TextChoices):
     DOMAIN = "domain", "Domain name"
     EMAIL_DOMAIN = "email_domain", "E-mail domain"
     ASN = "asn", "Autonomous system number"
+
+
+class AuditAction(models.TextChoices):
+    """Privileged actions written to the audit log (SECURITY.md, Deployment)."""
+
+    MEMBER_CREATED = "member.created", "Member created"
+    MEMBER_PROFILE_CHANGED = "member.profile_changed", "Member profile changed"
+    TRUST_GROUP_MEMBER_ADDED = "trust_group.member_added", "Member added to a trust group"
+    TRUST_GROUP_MEMBER_REMOVED = "trust_group.member_removed", "Member removed from a trust group"
+    USER_CREATED = "user.created", "User created"
+    USER_ROLE_CHANGED = "user.role_changed", "User role changed"
+    USER_DEACTIVATED = "user.deactivated", "User deactivated"
+    USER_PASSWORD_CHANGED = "user.password_changed", "User password changed"
+    TOKEN_CREATED = "token.created", "API token created"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
+    WEBHOOK_CREATED = "webhook.created", "Webhook endpoint created"
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook endpoint changed"
+    WEBHOOK_DELETED = "webhook.deleted", "Webhook endpoint deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook secret rotated"
+    WEBHOOK_DISABLED = "webhook.disabled", "Webhook endpoint disabled by the exchange"
+    WEBHOOK_TEST_SENT = "webhook.test_sent", "Webhook test message sent"
+    WEBHOOK_REPLAYED = "webhook.replayed", "Dead webhook deliveries replayed"
+    POLICY_CHANGED = "notification_policy.changed", "Notification policy changed"
+    ASSET_ADDED = "asset.added", "Private asset added"
+    ASSET_REMOVED = "asset.removed", "Private asset removed"
+    ACTIVATION_DECLARED = "activation.declared", "Activation declared"
+    ACTIVATION_CONFIRMED = "activation.confirmed", "Activation confirmed"
+    ACTIVATION_CONTAINED = "activation.contained", "Activation contained"
+    ACTIVATION_STOOD_DOWN = "activation.stood_down", "Activation stood down"
+    ACTIVATION_CANCELLED = "activation.cancelled", "Activation cancelled"
+    DRILL_STARTED = "drill.started", "Drill started"
+    MARKING_CHANGED = "object.marking_changed", "Object marking changed"
+
+
+class AuditChannel(models.TextChoices):
+    """Where a privileged action came in."""
+
+    API = "api", "REST API"
+    TAXII = "taxii", "TAXII"
+    DASHBOARD = "dashboard", "Dashboard"
+    ADMIN = "admin", "Django admin"
+    COMMAND = "command", "Management command"
+    TASK = "task", "Background task"
+    SYSTEM = "system", "The exchange itself"

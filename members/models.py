@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import AssetKind, DeliveryMode, Role, Scope, Tlp
+from .choices import AssetKind, AuditAction, AuditChannel, DeliveryMode, Role, Scope, Tlp
 
 
 def new_identity_id() -> str:
@@ -246,3 +246,63 @@ class PrivateAsset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value}"
+
+
+# --- The audit log -----------------------------------------------------------------------------
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def visible_to(self, *, member: Member | None, staff: bool = False) -> AuditEventQuerySet:
+        """Exchange staff read every event; a member (its admin) reads its own log only."""
+        if staff:
+            return self
+        if member is None:
+            return self.none()
+        return self.filter(member=member)
+
+
+class AuditEvent(models.Model):
+    """One privileged action: who (user and/or token, and the member acting), what, to what,
+    when and from where. Rows are only ever added (`members.audit.record`); nothing updates or
+    deletes them, and the references are plain ids and labels beside nullable keys, so removing
+    a user, token or member never removes its history."""
+
+    at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    # The member whose log this is: the acting member, or the member whose things staff or the
+    # exchange changed. Empty for exchange-wide actions (drills), which only staff see.
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    actor_member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    # The token a request was authenticated with: its id and public prefix, never the secret.
+    actor_token_id = models.BigIntegerField(null=True, blank=True)
+    actor_token_prefix = models.CharField(max_length=16, blank=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=16, choices=AuditChannel.choices)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["member", "-id"], name="members_audit_member_idx"),
+            models.Index(fields=["action", "-id"], name="members_audit_action_idx"),
+            models.Index(fields=["at"], name="members_audit_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.action} by {self.actor_label or 'the exchange'} at {self.at:%Y-%m-%d %H:%M:%S}"
+        )

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .choices import Role, Scope, Tlp
+from . import audit
+from .choices import AuditAction, Role, Scope, Tlp
 from .exceptions import Conflict, NotFound, PhalanxError
 from .models import ApiToken, Member, TrustGroup, TrustGroupMembership, User
 from .tokens import digest_matches, generate_token, split_prefix
@@ -56,14 +57,20 @@ def get_or_create_trust_group(*, name: str, description: str = "") -> TrustGroup
     return group
 
 
+@transaction.atomic
 def add_member_to_group(*, member: Member, group: TrustGroup) -> None:
-    TrustGroupMembership.objects.get_or_create(member=member, group=group)
+    _, created = TrustGroupMembership.objects.get_or_create(member=member, group=group)
+    if created:
+        audit.record(AuditAction.TRUST_GROUP_MEMBER_ADDED, member=member, target=group)
 
 
+@transaction.atomic
 def remove_member_from_group(*, member: Member, group: TrustGroup) -> None:
     if group.is_all_members:
         raise Conflict("Members cannot leave the all-members group.", code="all_members_group")
-    TrustGroupMembership.objects.filter(member=member, group=group).delete()
+    deleted, _ = TrustGroupMembership.objects.filter(member=member, group=group).delete()
+    if deleted:
+        audit.record(AuditAction.TRUST_GROUP_MEMBER_REMOVED, member=member, target=group)
 
 
 @transaction.atomic
@@ -88,6 +95,7 @@ def create_member(
         contact_email=contact_email,
         default_tlp=default_tlp,
     )
+    audit.record(AuditAction.MEMBER_CREATED, member=member, target=member)
     add_member_to_group(member=member, group=ensure_all_members_group())
     for group_name in trust_groups:
         add_member_to_group(member=member, group=get_or_create_trust_group(name=group_name))
@@ -95,6 +103,7 @@ def create_member(
     return member
 
 
+@transaction.atomic
 def update_member_profile(
     *,
     member: Member,
@@ -103,6 +112,7 @@ def update_member_profile(
     backup_contacts: Iterable[str] | None = None,
     default_tlp: str | None = None,
 ) -> Member:
+    before = {"sectors": member.sectors, "default_tlp": member.default_tlp}
     if sectors is not None:
         member.sectors = sorted({s.strip().lower() for s in sectors if s.strip()})
     if contact_email is not None:
@@ -114,9 +124,22 @@ def update_member_profile(
             raise PhalanxError(f"Unknown TLP level {default_tlp!r}.", code="bad_tlp")
         member.default_tlp = default_tlp
     member.save()
+    given = {
+        "sectors": sectors,
+        "contact_email": contact_email,
+        "backup_contacts": backup_contacts,
+        "default_tlp": default_tlp,
+    }
+    changes: dict[str, object] = {"fields": sorted(k for k, v in given.items() if v is not None)}
+    # Old and new values of what decides what others may read; contacts are only named.
+    for name in ("sectors", "default_tlp"):
+        if given[name] is not None:
+            changes[name] = [before[name], getattr(member, name)]
+    audit.record(AuditAction.MEMBER_PROFILE_CHANGED, member=member, target=member, details=changes)
     return member
 
 
+@transaction.atomic
 def create_user(
     *,
     member: Member | None,
@@ -132,25 +155,70 @@ def create_user(
         raise Conflict(f"The username {username!r} is taken.", code="user_exists")
     user = User(username=username, email=email, member=member, role=role, is_staff=is_staff)
     if password:
-        try:
-            validate_password(password, user)
-        except ValidationError as exc:
-            raise PhalanxError(
-                "The password is too weak.",
-                code="weak_password",
-                errors=[{"field": "password", "message": m} for m in exc.messages],
-            ) from None
-        user.set_password(password)
+        user.set_password(_checked_password(password, user))
     else:
         user.set_unusable_password()
     user.save()
+    audit.record(
+        AuditAction.USER_CREATED,
+        member=member,
+        target=user,
+        details={"role": role, "is_staff": is_staff},
+    )
     return user
 
 
-def deactivate_user(*, member: Member, user_id: int) -> None:
-    updated = User.objects.filter(pk=user_id, member=member).update(is_active=False)
-    if not updated:
+def _member_user(member: Member, user_id: int) -> User:
+    user = User.objects.select_for_update().filter(pk=user_id, member=member).first()
+    if user is None:
         raise NotFound("No such user.")
+    return user
+
+
+@transaction.atomic
+def deactivate_user(*, member: Member, user_id: int) -> None:
+    user = _member_user(member, user_id)
+    if user.is_active:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        audit.record(AuditAction.USER_DEACTIVATED, member=member, target=user)
+
+
+@transaction.atomic
+def set_user_role(*, member: Member, user_id: int, role: str) -> User:
+    """Make one of the member's users an admin or an analyst."""
+    if role not in Role.values:
+        raise PhalanxError(f"Unknown role {role!r}.", code="bad_role")
+    user = _member_user(member, user_id)
+    if user.role != role:
+        old = user.role
+        user.role = role
+        user.save(update_fields=["role"])
+        audit.record(
+            AuditAction.USER_ROLE_CHANGED, member=member, target=user, details={"role": [old, role]}
+        )
+    return user
+
+
+def _checked_password(password: str, user: User) -> str:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise PhalanxError(
+            "The password is too weak.",
+            code="weak_password",
+            errors=[{"field": "password", "message": m} for m in exc.messages],
+        ) from None
+    return password
+
+
+@transaction.atomic
+def change_password(*, user: User, password: str) -> User:
+    """Set a user's own new password (the dashboard form has checked the old one)."""
+    user.set_password(_checked_password(password, user))
+    user.save(update_fields=["password"])
+    audit.record(AuditAction.USER_PASSWORD_CHANGED, member=user.member, target=user)
+    return user
 
 
 def parse_scopes(scopes: Iterable[str]) -> list[str]:
@@ -165,6 +233,7 @@ def parse_scopes(scopes: Iterable[str]) -> list[str]:
     return wanted
 
 
+@transaction.atomic
 def create_token(
     *,
     member: Member,
@@ -185,17 +254,30 @@ def create_token(
         expires_at=expires_at,
         created_by=created_by,
     )
+    audit.record(
+        AuditAction.TOKEN_CREATED,
+        member=member,
+        target=api_token,
+        actor_user=created_by,
+        details={
+            "name": api_token.name,
+            "scopes": api_token.scopes,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     logger.info("token created id=%s member=%s", api_token.pk, member.pk)
     return IssuedToken(api_token=api_token, token=material.token)
 
 
+@transaction.atomic
 def revoke_token(*, member: Member, token_id: int) -> ApiToken:
-    api_token = ApiToken.objects.filter(pk=token_id, member=member).first()
+    api_token = ApiToken.objects.select_for_update().filter(pk=token_id, member=member).first()
     if api_token is None:
         raise NotFound("No such token.")
     if api_token.revoked_at is None:
         api_token.revoked_at = timezone.now()
         api_token.save(update_fields=["revoked_at"])
+        audit.record(AuditAction.TOKEN_REVOKED, member=member, target=api_token)
     return api_token
 
 

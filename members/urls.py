@@ -1,4 +1,5 @@
-"""Dashboard routes of the members app: sessions and a member admin's users and tokens."""
+"""Dashboard routes of the members app: sessions and a member admin's users, tokens and audit
+log."""
 
 from django.urls import path
 
@@ -14,4 +15,5 @@ urlpatterns = [
     path("settings/users/<int:user_id>/deactivate/", views.deactivate_user, name="deactivate_user"),
     path("settings/tokens/", views.tokens, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke_token"),
+    path("settings/audit/", views.audit_log, name="audit"),
 ]

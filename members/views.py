@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,9 +15,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services
 from .access import acting_member, dashboard_user, member_admin_required
+from .choices import AuditAction
 from .exceptions import PhalanxError
 from .forms import SignInForm, TokenCreateForm, UserCreateForm
-from .models import ApiToken, User
+from .models import ApiToken, AuditEvent, User
+
+AUDIT_PAGE_SIZE = 100
 
 
 class SignInView(auth_views.LoginView):
@@ -35,9 +39,16 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("dashboard:home")
 
     def form_valid(self, form: Any) -> HttpResponse:
-        response = super().form_valid(form)
+        # The form checked the old password and the new one's strength; the service writes
+        # (and audits) the change. The session stays valid with the new password's hash.
+        try:
+            services.change_password(user=form.user, password=form.cleaned_data["new_password1"])
+        except PhalanxError as exc:
+            form.add_error("new_password1", exc.detail)
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, form.user)
         messages.success(self.request, "Your password has been changed.")
-        return response
+        return redirect(self.get_success_url())
 
 
 def _error(request: HttpRequest, exc: PhalanxError) -> None:
@@ -139,3 +150,36 @@ def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
         return _tokens_page(request, TokenCreateForm(), status=exc.status_code)
     messages.success(request, f"Token {token.name} ({token.prefix}…) revoked.")
     return redirect("accounts:tokens")
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+
+@member_admin_required
+@require_http_methods(["GET"])
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The member's own audit log, newest first, optionally one action; `before` pages on."""
+    action = request.GET.get("action", "")
+    before = request.GET.get("before", "")
+    if (action and action not in AuditAction.values) or (before and not before.isdigit()):
+        return render(
+            request,
+            "members/audit.html",
+            {"tab": "audit", "bad_filter": True, "actions": AuditAction.choices},
+            status=400,
+        )
+    rows = AuditEvent.objects.visible_to(member=acting_member(request))
+    if action:
+        rows = rows.filter(action=action)
+    if before:
+        rows = rows.filter(pk__lt=int(before))
+    page = list(rows.order_by("-id")[: AUDIT_PAGE_SIZE + 1])
+    events = page[:AUDIT_PAGE_SIZE]
+    context = {
+        "tab": "audit",
+        "events": events,
+        "action": action,
+        "actions": AuditAction.choices,
+        "next_before": events[-1].pk if len(page) > AUDIT_PAGE_SIZE else None,
+    }
+    return render(request, "members/audit.html", context)

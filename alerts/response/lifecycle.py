@@ -24,11 +24,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exchange import observables as obs
+from members.choices import AuditAction
 from members.exceptions import Conflict
 from members.models import Member
 
 from ..services.recipients import readers_by_audience
 from . import notify, policy
+from .auditing import audit_activation
 from .choices import (
     OPEN_ACTIVATION_STATES,
     ActivationState,
@@ -382,6 +384,7 @@ def confirm(*, uid: object, actor: Actor, now: datetime | None = None) -> Activa
     with transaction.atomic():
         activation = locked_activation(uid)
         activate(activation, actor=actor, now=now, reason="confirmed")
+        audit_activation(AuditAction.ACTIVATION_CONFIRMED, activation, actor)
     return activation
 
 
@@ -399,6 +402,7 @@ def contain(*, uid: object, actor: Actor, now: datetime | None = None) -> Activa
         activation.contained_at = now
         activation.save(update_fields=["state", "contained_at"])
         _tell_participants(activation, "contained", now=now)
+        audit_activation(AuditAction.ACTIVATION_CONTAINED, activation, actor)
     return activation
 
 
@@ -421,6 +425,7 @@ def cancel(
         activation.save(update_fields=["state", "closed_at"])
         _stop_escalations(activation)
         _tell_participants(activation, "cancelled", now=now)
+        audit_activation(AuditAction.ACTIVATION_CANCELLED, activation, actor, reason=reason[:500])
     return activation
 
 
@@ -443,6 +448,7 @@ def stand_down(*, uid: object, actor: Actor, now: datetime | None = None) -> Act
         _stop_escalations(activation)
         write_after_action(activation, actor=actor, now=now)
         _tell_participants(activation, "stood_down", now=now)
+        audit_activation(AuditAction.ACTIVATION_STOOD_DOWN, activation, actor)
     return activation
 
 

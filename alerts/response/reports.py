@@ -23,10 +23,12 @@ from django.utils import timezone
 from exchange import observables as obs
 from exchange.models import StixObject
 from exchange.services.publish import REJECTED, PublishTarget, publish_objects
+from members.choices import AuditAction
 from members.exceptions import PhalanxError
 from members.models import Member, TrustGroup
 
 from . import lifecycle, notify, policy
+from .auditing import audit_activation
 from .choices import ActivationState, EntryKind, Origin, ReportSource, Severity
 from .models import Activation, AttackReport
 from .stixbuild import (
@@ -335,6 +337,7 @@ def start_drill(
     with transaction.atomic():
         lifecycle.take_response_lock()
         report, activation, joined = declare_or_join(facts, actor=actor, now=now)
+        audit_activation(AuditAction.DRILL_STARTED, activation, actor, joined=joined)
     return ReportOutcome(report, activation, joined)
 
 
@@ -464,6 +467,7 @@ def _declare(facts: Facts, *, actor: Actor, now: datetime) -> Activation:
             "indicators": len({sid for sid, _, _ in facts.indicators}),
         },
     )
+    audit_activation(AuditAction.ACTIVATION_DECLARED, activation, actor, origin=facts.origin)
     return activation
 
 

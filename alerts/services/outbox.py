@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from members.choices import EventType
+from members import audit
+from members.choices import AuditAction, EventType
 from members.models import Member, WebhookEndpoint
 
 from ..choices import Channel, DeliveryState
@@ -202,6 +203,7 @@ def send_test(*, member: Member, endpoint: WebhookEndpoint) -> Delivery:
             max_attempts=1,
         )
         enqueue_after_commit([delivery.pk])
+        audit.record(AuditAction.WEBHOOK_TEST_SENT, member=member, target=endpoint)
     logger.info("test send queued delivery=%s endpoint=%s", delivery.pk, endpoint.pk)
     return delivery
 
@@ -230,6 +232,11 @@ def replay_dead(
             last_status_code=None,
         )
         enqueue_after_commit(ids)
+        audit.record(
+            AuditAction.WEBHOOK_REPLAYED,
+            member=member,
+            details={"deliveries": ids[:100], "count": len(ids), "endpoint_id": endpoint_id},
+        )
     logger.info("replay member=%s deliveries=%d", member.pk, len(ids))
     return ids
 

@@ -19,12 +19,6 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from misp_stix_converter import (
-    ExternalSTIX2toMISPParser,
-    InternalSTIX2toMISPParser,
-    MISPtoSTIX21Parser,
-)
-from misp_stix_converter.tools import load_stix2_content
 
 from members.exceptions import PayloadTooLarge, PhalanxError
 from members.models import Member
@@ -78,6 +72,10 @@ def misp_event_to_stix(document: Any) -> list[dict[str, Any]]:
     """The STIX 2.1 objects for one MISP event, ready for `publish_objects`: the MISP
     organisation's identity is dropped and every `created_by_ref` with it (the publish service
     sets the member's), and the event's markings apply to objects that have none."""
+    # misp-stix (with python-stix 1.x and cybox) is imported on first use, not at start-up:
+    # it adds some 55 MB to every web, worker and beat process that never converts (S8).
+    from misp_stix_converter import MISPtoSTIX21Parser
+
     event = _event_of(document)
     parser = MISPtoSTIX21Parser()
     try:
@@ -127,6 +125,9 @@ def _from_misp(obj: dict[str, Any]) -> bool:
 
 
 def _convert(objects: list[dict[str, Any]], *, internal: bool, title: str) -> dict[str, Any]:
+    from misp_stix_converter import ExternalSTIX2toMISPParser, InternalSTIX2toMISPParser
+    from misp_stix_converter.tools import load_stix2_content
+
     bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}
     parser = InternalSTIX2toMISPParser() if internal else ExternalSTIX2toMISPParser()
     parser.load_stix_bundle(load_stix2_content(bundle))

@@ -29,6 +29,7 @@ from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
+from .markings import record_marking_changes
 from .observables import index_versions
 
 logger = logging.getLogger(__name__)
@@ -366,6 +367,7 @@ def _publish_objects(
     version_ids, date_added = _store(
         candidates, member=member, target=target, outcomes=outcomes, seen_up_to=seen_up_to
     )
+    record_marking_changes(member=member, version_ids=version_ids, existing=existing)
     return PublishResult(
         outcomes=[outcomes[i] for i in sorted(outcomes)],
         version_ids=version_ids,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..choices import Role, Scope, Tlp
-from ..models import ApiToken, Member, TrustGroup, User
+from ..choices import AuditAction, Role, Scope, Tlp
+from ..models import ApiToken, AuditEvent, Member, TrustGroup, User
 
 
 class MemberProfileSerializer(serializers.ModelSerializer):
@@ -59,6 +59,10 @@ class UserCreateSerializer(serializers.Serializer):
     password = serializers.CharField(required=False, write_only=True, min_length=12, max_length=128)
 
 
+class UserUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
 class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
@@ -87,3 +91,45 @@ class IssuedTokenSerializer(ApiTokenSerializer):
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    member = serializers.CharField(source="member.name", default=None)
+    actor_member = serializers.CharField(source="actor_member.name", default=None)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "at",
+            "action",
+            "member",
+            "actor_member",
+            "actor_user_id",
+            "actor_label",
+            "actor_token_id",
+            "actor_token_prefix",
+            "target_type",
+            "target_id",
+            "target_label",
+            "channel",
+            "ip",
+            "user_agent",
+            "details",
+        ]
+
+
+class AuditQuerySerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=AuditAction.choices, required=False)
+    since = serializers.DateTimeField(required=False, help_text="Events at or after this time")
+    until = serializers.DateTimeField(required=False, help_text="Events before this time")
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+    cursor = serializers.IntegerField(
+        min_value=1, required=False, help_text="The `next` value of the previous page"
+    )
+
+
+class AuditPageSerializer(serializers.Serializer):
+    events = AuditEventSerializer(many=True)
+    more = serializers.BooleanField()
+    next = serializers.IntegerField(allow_null=True)
