@@ -152,7 +152,8 @@ def _seal(now: datetime) -> int:
 @pytest.fixture
 def response_builder() -> Iterator[None]:
     bodies.register_data_builder(
-        EventType.RESPONSE, lambda message, member: {"activation": message.subject_id}
+        EventType.RESPONSE,
+        lambda pairs: {message.pk: {"activation": message.subject_id} for message, _ in pairs},
     )
     yield
     bodies._DATA_BUILDERS.pop(EventType.RESPONSE)
@@ -380,15 +381,18 @@ def test_a_job_held_by_one_run_is_skipped_by_another(member_client):
     job_id = fanout.plan_publication(
         producer_id=alice.member.pk, version_ids=[1], date_added=timezone.now()
     )[0]
+    key = [fanout.JOB_LOCK_CLASS, job_id % 2**31]
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_lock(%s, %s)", [fanout.JOB_LOCK_CLASS, job_id % 2**31]
-            )
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
         assert fanout.run_job(job_id=job_id) == 0
         assert FanoutJob.objects.get(pk=job_id).done_at is None  # still the other run's
+        with fanout.job_lock(job_id) as held:
+            assert not held
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        with fanout.job_lock(job_id) as held:
+            assert held  # the other run let go
     finally:
-        other.close()  # the lock goes with its connection, as with a dead worker
-    with fanout.job_lock(job_id) as held:
-        assert held
+        other.close()
