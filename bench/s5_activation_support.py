@@ -191,11 +191,13 @@ def run() -> bool:
         print(f"setup: {MEMBERS} members with webhooks in {time.monotonic() - t0:.1f} s")
         for number in range(1, RUNS + 1):
             receiver.reset()
+            load = os.getloadavg()[0]
             started, uid = post_report(stack, token, number)
             figures = measure(receiver, started)
             results.append(figures)
             print(
-                f"run {number} (activation {uid}): first alert after "
+                f"run {number} (activation {uid}; load average before the run {load:.1f}): "
+                f"first alert after "
                 f"{figures['first']:.3f} s, half of the healthy after "
                 f"{figures['median']:.3f} s, 99% of healthy after {figures['t99']:.3f} s; "
                 f"all {MEMBERS} in {figures['all']:.1f} s; lost {figures['lost']}; healthy "
