@@ -28,8 +28,8 @@ def new_webhook_id() -> str:
 class FanoutJob(models.Model):
     """A durable record of work the fan-out owes: one chunk of a publication (the versions
     with `date_added`, ids `first_id`..`last_id`) or one deletion. The signal receiver writes
-    it; the task that decides the alerts marks it done in the same transaction, and the sweeper
-    re-queues a job whose task message was lost."""
+    it; the task that decides the alerts marks it done once every alert is written, and the
+    sweeper re-queues a job whose task message was lost (or whose run stopped midway)."""
 
     class Kind(models.TextChoices):
         PUBLICATION = "publication", "Publication"

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -66,7 +66,8 @@ class Stack:
         redis_db: int = 9,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        self.db_name = f"phalanx_bench_{name}"
+        # BENCH_DB_SUFFIX keeps two engineers' runs of one benchmark on the shared server apart.
+        self.db_name = f"phalanx_bench_{name}{os.environ.get('BENCH_DB_SUFFIX', '')}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.web_workers = web_workers
@@ -90,7 +91,7 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     # -- lifecycle --------------------------------------------------------------------------
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         psql(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         psql(f'CREATE DATABASE "{self.db_name}"')
@@ -157,27 +158,28 @@ class Stack:
         return proc
 
     def start_worker(self, queues: str = "default,ingest,delivery,response") -> Any:
-        proc = self.spawn(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "exchange",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                str(self.celery_concurrency),
-                "-l",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            "worker.log",
-        )
+        proc = self.worker(queues, concurrency=self.celery_concurrency)
         time.sleep(3)  # the worker connects to Redis and starts its pool
         return proc
+
+    def worker(
+        self,
+        queues: str,
+        *,
+        concurrency: int,
+        pool: str = "prefork",
+        name: str = "",
+        log_name: str = "worker.log",
+    ) -> subprocess.Popen[bytes]:
+        """A Celery worker process on `queues`, logging to `log_name`."""
+        args = ["-Q", queues, "-P", pool, "-c", str(concurrency), "-l", "WARNING"]
+        args += ["--without-gossip", "--without-mingle", *(["-n", name] if name else [])]
+        return self.celery("worker", *args, log_name=log_name)
+
+    def celery(self, command: str, *args: str, log_name: str) -> subprocess.Popen[bytes]:
+        return self.spawn(
+            [sys.executable, "-m", "celery", "-A", "exchange", command, *args], log_name
+        )
 
     @staticmethod
     def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -31,7 +31,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from bench.harness import Stack, median, report
 
@@ -76,7 +76,7 @@ class Receiver:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> Receiver:
+    def start(self) -> Self:
         self._thread.start()
         self._ready.wait(10)
         return self
@@ -95,6 +95,8 @@ class Receiver:
         self.loop.run_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read one POST, note it, and answer as the member's kind says: a hanging member's
+        first request never gets an answer, a failing member's first one gets a 500."""
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -103,25 +105,23 @@ class Receiver:
                 k.strip().lower(): v.strip()
                 for k, _, v in (line.partition(":") for line in lines[1:] if line)
             }
-            await reader.readexactly(int(headers.get("content-length", "0")))
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
             index = int(path.rsplit("/", 1)[1])
-            now = time.time()
+            webhook_id = headers.get("webhook-id", "")
             with self.lock:
-                log = self.log
-                log.first_at.setdefault(index, now)
-                attempt = log.requests.get(index, 0) + 1
-                log.requests[index] = attempt
-                log.ids.setdefault(index, []).append(headers.get("webhook-id", ""))
+                attempt = self.log.requests.get(index, 0) + 1
+                self.log.requests[index] = attempt
+                noted = self.note_request(index, webhook_id, body)
             kind = kind_of(index)
             if kind == "hanging" and attempt == 1:
                 await asyncio.sleep(60)  # longer than the webhook read timeout
                 return
             await asyncio.sleep(LATENCY)
-            status = "500 Internal Server Error" if kind == "failing" and attempt == 1 else "200 OK"
-            if status.startswith("200"):
+            failing = kind == "failing" and attempt == 1
+            if not failing:
                 with self.lock:
-                    log.ok_ids.setdefault(index, []).append(headers.get("webhook-id", ""))
-                    log.ok_at.setdefault(index, time.time())
+                    self.note_delivered(index, webhook_id, noted)
+            status = "500 Internal Server Error" if failing else "200 OK"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
             )
@@ -131,80 +131,43 @@ class Receiver:
         finally:
             writer.close()
 
+    def note_request(self, index: int, webhook_id: str, body: bytes) -> Any:
+        """Record a request as it arrives (under the lock); what it returns is handed to
+        `note_delivered` if the request is answered 200."""
+        log = self.log
+        log.first_at.setdefault(index, time.time())
+        log.ids.setdefault(index, []).append(webhook_id)
+        return log
+
+    def note_delivered(self, index: int, webhook_id: str, noted: Any) -> None:
+        """Record a request answered 200 (under the lock), in the log it arrived in."""
+        noted.ok_ids.setdefault(index, []).append(webhook_id)
+        noted.ok_at.setdefault(index, time.time())
+
 
 class S5Stack(Stack):
     """The harness stack with the workers S5 needs: the fan-out on a prefork worker, delivery
     on thread-pool workers."""
 
     def start_worker(self, queues: str = "default,ingest,response") -> Any:
-        procs = [
-            self.spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "exchange",
-                    "worker",
-                    "-Q",
-                    "default,ingest,response",
-                    "-c",
-                    "1",
-                    "-l",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-n",
-                    "s5-main@%h",
-                ],
-                "worker.log",
+        procs = [self.worker(queues, concurrency=1, name="s5-main@%h")]
+        # Delivery on thread pools, as in docker-compose: a task is a few database round trips
+        # around waiting on receivers, so threads keep many batches in flight per process; two
+        # processes use both cores for the little CPU work there is.
+        procs += [
+            self.worker(
+                "delivery",
+                pool="threads",
+                concurrency=DELIVERY_THREADS,
+                name=f"s5-delivery{number}@%h",
+                log_name=f"delivery{number}.log",
             )
+            for number in range(DELIVERY_PROCESSES)
         ]
-        for number in range(DELIVERY_PROCESSES):
-            procs.append(
-                self.spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "exchange",
-                        "worker",
-                        "-Q",
-                        "delivery",
-                        "-P",
-                        "threads",
-                        "-c",
-                        str(DELIVERY_THREADS),
-                        "-l",
-                        "WARNING",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "-n",
-                        f"s5-delivery{number}@%h",
-                    ],
-                    f"delivery{number}.log",
-                )
-            )
         # Beat, as in production: its sweeper is what re-queues a delivery whose message was
         # lost, so "none lost" is measured with it running.
-        procs.append(
-            self.spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "exchange",
-                    "beat",
-                    "-l",
-                    LOG_LEVEL,
-                    "-s",
-                    str(self.log_dir / "celerybeat-schedule"),
-                ],
-                "beat.log",
-            )
-        )
+        schedule = str(self.log_dir / "celerybeat-schedule")
+        procs.append(self.celery("beat", "-l", LOG_LEVEL, "-s", schedule, log_name="beat.log"))
         time.sleep(4)  # the workers connect to Redis and start their pools
         return procs
 
@@ -276,8 +239,16 @@ def publish(stack: Stack, token: str) -> float:
             ],
         }
     ).encode()
+    started, _ = post_json(stack, "/api/v1/bundles/", token, body)
+    print(f"  the publish request took {time.time() - started:.3f} s")
+    return started
+
+
+def post_json(stack: Stack, path: str, token: str, body: bytes) -> tuple[float, bytes]:
+    """POST `body` to the stack's API and expect 201; return the time just before the POST
+    (the benchmark's clock starts there) and the answer."""
     request = urllib.request.Request(  # noqa: S310  loopback only
-        stack.url + "/api/v1/bundles/",
+        stack.url + path,
         data=body,
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -285,8 +256,7 @@ def publish(stack: Stack, token: str) -> float:
     started = time.time()
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  loopback only
         assert response.status == 201, response.status
-    print(f"  the publish request took {time.time() - started:.3f} s")
-    return started
+        return started, response.read()
 
 
 def wait_all(receiver: Receiver, timeout: float) -> None:

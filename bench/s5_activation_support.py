@@ -20,13 +20,11 @@ Run: `python -m bench.s5_activation_support` (the S5 module may call `run()`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +34,7 @@ from bench.s5 import (
     DELIVERY_PROCESSES,
     DELIVERY_THREADS,
     LATENCY,
+    LOG_LEVEL,
     MEMBERS,
     RUNS,
     SETUP,
@@ -43,6 +42,7 @@ from bench.s5 import (
     Receiver,
     S5Stack,
     kind_of,
+    post_json,
 )
 
 RESPONSE_TYPE = "response.alert"
@@ -72,78 +72,30 @@ class ActivationReceiver(Receiver):
         with self.lock:
             self.activations = ActivationLog()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            path = lines[0].split(" ")[1]
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (line.partition(":") for line in lines[1:] if line)
-            }
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            index = int(path.rsplit("/", 1)[1])
-            is_activation = json.loads(body).get("type") == RESPONSE_TYPE
-            now = time.time()
-            with self.lock:
-                log, seen = self.log, self.activations
-                attempt = log.requests.get(index, 0) + 1
-                log.requests[index] = attempt
-                if is_activation:
-                    seen.first_at.setdefault(index, now)
-                    seen.attempts[index] = seen.attempts.get(index, 0) + 1
-                    seen.ids.setdefault(index, []).append(headers.get("webhook-id", ""))
-                else:
-                    seen.other_messages += 1
-            kind = kind_of(index)
-            if kind == "hanging" and attempt == 1:
-                await asyncio.sleep(60)  # longer than the webhook read timeout
-                return
-            await asyncio.sleep(LATENCY)
-            failing = kind == "failing" and attempt == 1
-            if not failing and is_activation:
-                with self.lock:
-                    seen.ok_at.setdefault(index, time.time())
-            status = "500 Internal Server Error" if failing else "200 OK"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError):
-            pass
-        finally:
-            writer.close()
+    def note_request(self, index: int, webhook_id: str, body: bytes) -> Any:
+        seen = self.activations
+        if json.loads(body).get("type") != RESPONSE_TYPE:
+            seen.other_messages += 1
+            return None
+        seen.first_at.setdefault(index, time.time())
+        seen.attempts[index] = seen.attempts.get(index, 0) + 1
+        seen.ids.setdefault(index, []).append(webhook_id)
+        return seen
+
+    def note_delivered(self, index: int, webhook_id: str, noted: Any) -> None:
+        if noted is not None:  # an activation alert
+            noted.ok_at.setdefault(index, time.time())
 
 
 class ActivationStack(S5Stack):
     """S5's workers, plus one prefork worker of its own for the response queue."""
 
-    def start_worker(self, queues: str = "default,ingest") -> Any:
-        procs = super().start_worker()
+    def start_worker(self, queues: str = "default,ingest,response") -> Any:
+        procs = super().start_worker(queues)
         # S5's main worker also listens to `response`; this one makes launches independent of
         # the ordinary fan-out, as the compose stack's worker-response does.
         procs.append(
-            self.spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "exchange",
-                    "worker",
-                    "-Q",
-                    "response",
-                    "-c",
-                    "1",
-                    "-l",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-n",
-                    "s5-response@%h",
-                ],
-                "response.log",
-            )
+            self.worker("response", concurrency=1, name="s5-response@%h", log_name="response.log")
         )
         time.sleep(2)
         return procs
@@ -159,17 +111,8 @@ def post_report(stack: ActivationStack, token: str, run_number: int) -> tuple[fl
             "observables": [f"203.0.113.{100 + run_number}", f"s5-run-{run_number}.example"],
         }
     ).encode()
-    request = urllib.request.Request(  # noqa: S310  loopback only
-        stack.url + "/api/v1/attack-reports/",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    started = time.time()
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  loopback only
-        assert response.status == 201, response.status
-        answer = json.loads(response.read())
-    return started, answer["activation"]["id"]
+    started, answer = post_json(stack, "/api/v1/attack-reports/", token, body)
+    return started, json.loads(answer)["activation"]["id"]
 
 
 def measure(receiver: ActivationReceiver, started: float) -> dict[str, float]:
@@ -229,7 +172,12 @@ def run() -> bool:
         f"{DELIVERY_THREADS} threads; {os.cpu_count()} cores"
     )
     receiver = ActivationReceiver().start()
-    env = {"PHALANX_WEBHOOK_ALLOW_LOOPBACK": "1", "PHALANX_WEBHOOK_ALLOW_HTTP": "1"}
+    env = {
+        "PHALANX_WEBHOOK_ALLOW_LOOPBACK": "1",
+        "PHALANX_WEBHOOK_ALLOW_HTTP": "1",
+        # S5_LOG_LEVEL=INFO leaves each task's timing in var/bench/s5a/*.log.
+        "LOG_LEVEL": LOG_LEVEL,
+    }
     results = []
     # A Redis database no other benchmark uses by default: a worker of another stack on the
     # same database would take this run's task messages.
@@ -243,11 +191,13 @@ def run() -> bool:
         print(f"setup: {MEMBERS} members with webhooks in {time.monotonic() - t0:.1f} s")
         for number in range(1, RUNS + 1):
             receiver.reset()
+            load = os.getloadavg()[0]
             started, uid = post_report(stack, token, number)
             figures = measure(receiver, started)
             results.append(figures)
             print(
-                f"run {number} (activation {uid}): first alert after "
+                f"run {number} (activation {uid}; load average before the run {load:.1f}): "
+                f"first alert after "
                 f"{figures['first']:.3f} s, half of the healthy after "
                 f"{figures['median']:.3f} s, 99% of healthy after {figures['t99']:.3f} s; "
                 f"all {MEMBERS} in {figures['all']:.1f} s; lost {figures['lost']}; healthy "

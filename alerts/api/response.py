@@ -10,8 +10,9 @@ whole board. Every view translates HTTP and calls a service; the read model is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -54,6 +55,7 @@ CONFLICT = {409: OpenApiResponse(ErrorSerializer)}
 REPORT_MAX_BODY = 16 * 1024 * 1024
 JSON_TYPES = ("application/json", "application/stix+json")
 LIST_LIMIT_MAX = 200
+QS = TypeVar("QS", bound="QuerySet[Any]")
 
 
 def client_ip(request: Request) -> str | None:
@@ -82,6 +84,24 @@ def _choice(request: Request, name: str, choices: list[str]) -> str | None:
     if raw not in choices:
         raise PhalanxError(f"{name} must be one of {', '.join(choices)}.", code=f"bad_{name}")
     return raw
+
+
+def _by_state(request: Request, rows: QS, states: list[str], *order: str) -> QS:
+    """A list endpoint's rows: narrowed by the optional `state` parameter, in `order`, cut at
+    `limit`."""
+    state = _choice(request, "state", states)
+    if state:
+        rows = rows.filter(state=state)
+    return rows.order_by(*order)[: _limit(request)]
+
+
+def _list_parameters(states: list[str], *extra: OpenApiParameter) -> list[OpenApiParameter]:
+    """The query parameters of a list endpoint filtered by `state` (see `_by_state`)."""
+    return [
+        OpenApiParameter("state", str, enum=states),
+        *extra,
+        OpenApiParameter("limit", int, description=f"1-{LIST_LIMIT_MAX}, default 50"),
+    ]
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -455,24 +475,20 @@ class ActivationListView(APIView):
 
     @extend_schema(
         operation_id="list_activations",
-        parameters=[
-            OpenApiParameter("state", str, enum=ActivationState.values),
+        parameters=_list_parameters(
+            ActivationState.values,
             OpenApiParameter(
                 "drill", bool, description="Only drills (true) or only real ones (false)"
             ),
-            OpenApiParameter("limit", int, description="1-200, default 50"),
-        ],
+        ),
         responses={200: ActivationSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         member = acting_member(request)
         rows = Activation.objects.visible_to(member)
-        state = _choice(request, "state", ActivationState.values)
-        if state:
-            rows = rows.filter(state=state)
         if request.query_params.get("drill") is not None:
             rows = rows.filter(is_drill=_flag(request, "drill"))
-        rows = rows.order_by("-declared_at", "-id")[: _limit(request)]
+        rows = _by_state(request, rows, ActivationState.values, "-declared_at", "-id")
         return Response([views.activation_view(a, member, with_indicators=False) for a in rows])
 
 
@@ -539,20 +555,15 @@ def _since(request: Request) -> Any:
 class TaskListView(APIView):
     @extend_schema(
         operation_id="list_response_tasks",
-        parameters=[
-            OpenApiParameter("state", str, enum=TaskState.values),
-            OpenApiParameter("limit", int, description="1-200, default 50"),
-        ],
+        parameters=_list_parameters(TaskState.values),
         responses={200: TaskSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         member = acting_member(request)
         rows = ResponseTask.objects.of_member(member).select_related("activation")
-        state = _choice(request, "state", TaskState.values)
-        if state:
-            rows = rows.filter(state=state)
-        rows = rows.order_by("-id")[: _limit(request)]
-        return Response([views.task_view(t) for t in rows])
+        return Response(
+            [views.task_view(t) for t in _by_state(request, rows, TaskState.values, "-id")]
+        )
 
 
 class TaskDetailView(APIView):
@@ -794,18 +805,12 @@ def _staff_activation(uid: str) -> Activation:
 class StaffActivationListView(StaffView):
     @extend_schema(
         operation_id="staff_list_activations",
-        parameters=[
-            OpenApiParameter("state", str, enum=ActivationState.values),
-            OpenApiParameter("limit", int, description="1-200, default 50"),
-        ],
+        parameters=_list_parameters(ActivationState.values),
         responses={200: StaffActivationSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         rows = Activation.objects.select_related("reporter")
-        state = _choice(request, "state", ActivationState.values)
-        if state:
-            rows = rows.filter(state=state)
-        rows = rows.order_by("-declared_at", "-id")[: _limit(request)]
+        rows = _by_state(request, rows, ActivationState.values, "-declared_at", "-id")
         return Response([staff_view(a, full=False) for a in rows])
 
 

@@ -7,24 +7,23 @@ members at once, so here messages and deliveries go in with two bulk inserts.
 A priority message goes to every active webhook endpoint of the member that takes
 `response.alert` messages, and to its contact address even if it turned ordinary e-mail alerts
 off: quiet hours, digests and the e-mail preference do not hold back a collective response.
-What each recipient reads is built at send time by `views.message_data` (registered with the
+What each recipient reads is built at send time by `views.messages_data` (registered with the
 outbox's body builder), through the visibility rule.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from django.utils import timezone
 
 from members.choices import EventType
-from members.models import Member, WebhookEndpoint
+from members.models import Member
 
 from ..models import Delivery, Message
-from ..services.outbox import Channels, enqueue_after_commit
+from ..services.outbox import Channels, enqueue_after_commit, load_channels
 
 logger = logging.getLogger(__name__)
 
@@ -32,28 +31,20 @@ logger = logging.getLogger(__name__)
 def priority_channels(
     member_ids: Iterable[int], *, backup_contacts: bool = False
 ) -> dict[int, Channels]:
-    """Every member's channels for a priority message: two queries. With `backup_contacts`,
-    a member with backup addresses gets an e-mail even without a contact address of its own
-    (the outbox adds the backups as recipients of such a message)."""
+    """Every member's channels for a priority message, whatever its e-mail preference. With
+    `backup_contacts`, a member with backup addresses gets an e-mail even without a contact
+    address of its own (the outbox adds the backups as recipients of such a message)."""
     ids = list(member_ids)
-    endpoints: dict[int, list[tuple[int, frozenset[str]]]] = defaultdict(list)
-    rows = WebhookEndpoint.objects.filter(member_id__in=ids, is_active=True).values_list(
-        "id", "member_id", "event_types"
-    )
-    for endpoint_id, member_id, event_types in rows:
-        endpoints[member_id].append((endpoint_id, frozenset(event_types)))
-    with_email = set(
-        Member.objects.filter(pk__in=ids).exclude(contact_email="").values_list("id", flat=True)
-    )
+    backups: set[int] = set()
     if backup_contacts:
-        with_email.update(
+        backups = {
             m
-            for m, backups in Member.objects.filter(pk__in=ids).values_list("id", "backup_contacts")
-            if backups
-        )
-    return {
-        m: Channels(member_id=m, endpoints=tuple(endpoints[m]), email=m in with_email) for m in ids
-    }
+            for m, addresses in Member.objects.filter(pk__in=ids).values_list(
+                "id", "backup_contacts"
+            )
+            if addresses
+        }
+    return load_channels(ids, None, also_email=backups)
 
 
 def send_priority(
@@ -97,7 +88,7 @@ def send_priority(
         for row in channels[message.member_id].deliveries(message, now=now)
     ]
     created = Delivery.objects.bulk_create(rows, batch_size=1000)
-    enqueue_after_commit([d.pk for d in created if d.enqueued_at is not None])
+    enqueue_after_commit([d.pk for d in created if d.enqueued_at is not None], priority=True)
     logger.info(
         "response messages kind=%s activation=%s members=%d deliveries=%d",
         kind,

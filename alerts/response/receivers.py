@@ -15,5 +15,5 @@ def connect() -> None:
     objects_published.connect(
         corroboration.on_objects_published, dispatch_uid="alerts.response.scan"
     )
-    register_data_builder(EventType.RESPONSE, views.message_data)
+    register_data_builder(EventType.RESPONSE, views.messages_data)
     del tasks  # imported for its task registrations

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +28,7 @@ from exchange.models import StixObject
 from exchange.services import sightings, suppression
 from members.models import Member
 
+from ..services.visibility import readable_ids
 from . import measures
 from .choices import ActorKind, EntryKind, Origin
 from .models import Activation, ActivationIndicator, AidRequest, ResponseTask, TimelineEntry
@@ -130,7 +133,7 @@ def readable(activation: Activation, member: Member, *, cached: bool = False) ->
             .filter(pk__in=[v.pk for v in versions])
             .values_list("pk", flat=True)
         )
-        rows = [(v.stix_id, v.modified, v.revoked, v.data) for v in versions if v.pk in visible]
+        return _readable_of(activation, versions, visible)
     else:
         rows = [
             (stix_id, modified, revoked, json.loads(body))
@@ -138,6 +141,21 @@ def readable(activation: Activation, member: Member, *, cached: bool = False) ->
             .filter(_intelligence(activation))
             .values_list("stix_id", "modified", "revoked", "body")
         ]
+    return _latest_readable(activation, rows)
+
+
+def _readable_of(
+    activation: Activation, versions: tuple[_Version, ...], visible: set[int]
+) -> Readable:
+    """`Readable` from a snapshot and the ids of its versions the member may read (which the
+    caller asked of the visibility rule)."""
+    rows = [(v.stix_id, v.modified, v.revoked, v.data) for v in versions if v.pk in visible]
+    return _latest_readable(activation, rows)
+
+
+def _latest_readable(
+    activation: Activation, rows: list[tuple[str, datetime, bool, dict[str, Any]]]
+) -> Readable:
     latest: dict[str, tuple[datetime, bool, dict[str, Any]]] = {}
     for stix_id, modified, revoked, data in rows:
         if stix_id not in latest or modified > latest[stix_id][0]:
@@ -283,18 +301,21 @@ def activation_view(
     for_message: bool = False,
     task: ResponseTask | None = None,
     cached: bool = False,
+    seen: Readable | None = None,
 ) -> dict[str, Any]:
     """The activation as `member` may see it. A message body (`for_message`, built once per
     recipient on the send path) leaves out the measures and the per-indicator confidence,
     which cost queries over every task and sighting; `cached` reads the intelligence from a
-    short-lived `Snapshot` (visibility is still decided for this member now)."""
+    short-lived `Snapshot` (visibility is still decided for this member now); `seen` is what
+    the member may read of it, when the caller decided that already (for many at once)."""
     if task is None:
         task = (
             ResponseTask.objects.filter(activation=activation, member=member)
             .select_related("activation")
             .first()
         )
-    seen = readable(activation, member, cached=cached)
+    if seen is None:
+        seen = readable(activation, member, cached=cached)
     view: dict[str, Any] = {
         "id": str(activation.uid),
         "drill": activation.is_drill,
@@ -459,27 +480,94 @@ def staff_timeline(activation: Activation) -> list[dict[str, Any]]:
 # --- message bodies ----------------------------------------------------------------------------
 
 
-def message_data(message: Any, member: Member) -> dict[str, Any] | None:
-    """The `data` of a priority `response.alert` message for its recipient, built when it is
-    sent: None (nothing is sent) if the member no longer takes part in the activation."""
-    task = (
-        ResponseTask.objects.of_member(member)
-        .select_related("activation", "activation__reporter")
-        .filter(activation__uid=message.subject_id)
-        .first()
+def messages_data(pairs: Sequence[tuple[Any, Member]]) -> dict[int, dict[str, Any] | None]:
+    """The `data` of many priority `response.alert` messages, each for its recipient, built
+    when they are sent: message id -> data, or None (nothing is sent) if the member no longer
+    takes part in the activation. Per activation, one query finds the recipients' own tasks
+    and the visibility rule, asked for every recipient in one round trip (compiled once for
+    the batch by `alerts.services.visibility`), decides what each may read; the rest is
+    shared."""
+    result: dict[int, dict[str, Any] | None] = {}
+    by_activation: dict[str, list[tuple[Any, Member]]] = defaultdict(list)
+    for message, member in pairs:
+        by_activation[message.subject_id].append((message, member))
+    for uid, group in by_activation.items():
+        result.update(_activation_messages_data(uid, group))
+    return result
+
+
+def _activation_messages_data(
+    uid: str, group: list[tuple[Any, Member]]
+) -> dict[int, dict[str, Any] | None]:
+    members = {member.pk: member for _, member in group if member.is_active}
+    tasks = {
+        task.member_id: task
+        for task in ResponseTask.objects.filter(
+            activation__uid=uid, member_id__in=list(members)
+        ).select_related("activation", "activation__reporter")
+    }
+    activations: dict[int, Activation | None] = {
+        member_id: tasks[member_id].activation if member_id in tasks else None
+        for member_id in members
+    }
+    for member_id, member in members.items():
+        if activations[member_id] is None:  # the reporter, without a task of its own
+            activations[member_id] = Activation.objects.visible_to(member).filter(uid=uid).first()
+    seen = _readable_by_member(
+        [(member, a) for member_id, member in members.items() if (a := activations[member_id])]
     )
-    if task is not None:
-        activation = task.activation
-    else:
-        found = Activation.objects.visible_to(member).filter(uid=message.subject_id).first()
-        if found is None:
-            return None
-        activation = found
+    result: dict[int, dict[str, Any] | None] = {}
+    for message, member in group:
+        activation = activations.get(member.pk)
+        if activation is None:
+            result[message.pk] = None
+            continue
+        result[message.pk] = _message_data(
+            message, member, activation, tasks.get(member.pk), seen.get(member.pk)
+        )
+    return result
+
+
+def _readable_by_member(pairs: list[tuple[Member, Activation]]) -> dict[int, Readable]:
+    """What each member may read of the activation's intelligence now: one snapshot of it, and
+    the visibility rule asked for each member. Drills read their own indicators."""
+    if not pairs:
+        return {}
+    activation = pairs[0][1]
+    if activation.is_drill:
+        return {}  # `readable` answers drills without the visibility rule
+    versions = snapshot(activation).versions
+    visible = readable_ids([member for member, _ in pairs], [v.pk for v in versions])
+    return {
+        member.pk: _readable_of(activation, versions, visible.get(member.pk, set()))
+        for member, _ in pairs
+    }
+
+
+def message_data(message: Any, member: Member) -> dict[str, Any] | None:
+    """The `data` of one priority `response.alert` message for its recipient (see
+    `messages_data`)."""
+    return messages_data([(message, member)])[message.pk]
+
+
+def _message_data(
+    message: Any,
+    member: Member,
+    activation: Activation,
+    task: ResponseTask | None,
+    seen: Readable | None,
+) -> dict[str, Any]:
     kind = message.details.get("kind", "activated")
     # The first alert of a launch goes to everyone at once: those share a snapshot. Later
     # messages (new indicators, reminders) read afresh.
+    cached = kind == "activated"
     view = activation_view(
-        activation, member, for_message=True, task=task, cached=kind == "activated"
+        activation,
+        member,
+        for_message=True,
+        task=task,
+        cached=cached,
+        seen=seen if cached else None,
     )
     return {
         "kind": kind,

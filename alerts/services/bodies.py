@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,14 +28,15 @@ from .visibility import readable_bodies
 MAX_OBJECTS = 500
 ALERT_EVENTS = frozenset({EventType.PUBLISHED, EventType.AFFECTS_YOU, EventType.DIGEST})
 
-DataBuilder = Callable[[Message, Member], "dict[str, Any] | None"]
+DataBuilder = Callable[[Sequence[tuple[Message, Member]]], "dict[int, dict[str, Any] | None]"]
 _DATA_BUILDERS: dict[str, DataBuilder] = {}
 
 
 def register_data_builder(event_type: str, builder: DataBuilder) -> None:
     """Let another part (the collective response) say what its messages carry. The builder
-    runs at send time for one recipient and returns None when that member may no longer
-    receive it."""
+    runs at send time for a batch of (message, recipient) pairs and returns, per message id,
+    the data or None when that member may no longer receive it. A batch lets it share its
+    work between recipients (a send batch holds many members' copies of one message)."""
     _DATA_BUILDERS[event_type] = builder
 
 
@@ -73,23 +74,27 @@ def build_many(pairs: Iterable[tuple[Message, Member]]) -> dict[int, Content | N
     wanted = {message.pk: (message, member) for message, member in pairs}
     result: dict[int, Content | None] = {}
     alert_messages = []
+    built: dict[str, list[tuple[Message, Member]]] = defaultdict(list)
     for message, member in wanted.values():
         if not member.is_active:
             result[message.pk] = None
         elif message.event_type in ALERT_EVENTS:
             alert_messages.append(message.pk)
+        elif message.event_type in _DATA_BUILDERS:
+            built[message.event_type].append((message, member))
         else:
-            result[message.pk] = _notice_content(message, member)
+            result[message.pk] = _notice_content(message)
     if alert_messages:
         result.update(_alert_contents(alert_messages, wanted))
+    for event_type, group in built.items():
+        data = _DATA_BUILDERS[event_type](group)
+        for message, _ in group:
+            found = data.get(message.pk)
+            result[message.pk] = None if found is None else Content(message, data=found)
     return result
 
 
-def _notice_content(message: Message, member: Member) -> Content | None:
-    builder = _DATA_BUILDERS.get(message.event_type)
-    if builder is not None:
-        data = builder(message, member)
-        return None if data is None else Content(message, data=data)
+def _notice_content(message: Message) -> Content | None:
     if message.event_type == EventType.DELETED:
         data = {"object_id": message.subject_id, "versions": message.details.get("versions", [])}
         return Content(message, data=data)

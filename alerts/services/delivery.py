@@ -73,6 +73,7 @@ RECORDED_FIELDS = (
     "last_error_class",
     "delivered_at",
 )
+FINAL_FIELDS = tuple(f for f in RECORDED_FIELDS if f not in ("attempts", "next_attempt_at"))
 
 
 @dataclass(frozen=True)
@@ -322,10 +323,11 @@ def _record(verdicts: list[Verdict], claim: str) -> Counter[str]:
                 outcomes[LOST] += 1
                 continue
             row.claimed_by, row.claimed_until = "", None
+            priority = verdict.delivery.message.priority
             if verdict.result is None:
                 assert verdict.postpone_until is not None
                 row.attempts = max(0, row.attempts - 1)
-                _schedule(row, verdict.postpone_until, now)
+                _schedule(row, verdict.postpone_until, now, priority=priority)
                 outcomes[POSTPONED] += 1
                 continue
             result = verdict.result
@@ -341,7 +343,7 @@ def _record(verdicts: list[Verdict], claim: str) -> Counter[str]:
                 )
                 if row.endpoint_id is not None:
                     health[row.endpoint_id].append(result)
-            outcomes[_apply(row, result, now)] += 1
+            outcomes[_apply(row, result, now, priority=priority)] += 1
         _save_grouped(list(held.values()))
         Attempt.objects.bulk_create(attempts)
         for endpoint_id, results in health.items():
@@ -354,17 +356,20 @@ def _record(verdicts: list[Verdict], claim: str) -> Counter[str]:
 
 def _save_grouped(rows: list[Delivery]) -> None:
     """One UPDATE per distinct set of new values: the rows of a batch mostly end alike (all
-    delivered at the same moment), and this is far cheaper than a CASE per row and field."""
-    groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
+    delivered at the same moment), and this is far cheaper than a CASE per row and field.
+    A delivered or dead row keeps its attempt count and due time as they were (the claim set
+    the one, the writer the other), so those are left out of its UPDATE: rows written at
+    different moments still share one statement."""
+    groups: dict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
     for row in rows:
-        groups[tuple(getattr(row, name) for name in RECORDED_FIELDS)].append(row.pk)
+        final = row.state in (DeliveryState.DELIVERED, DeliveryState.DEAD)
+        names = FINAL_FIELDS if final else RECORDED_FIELDS
+        groups[tuple((name, getattr(row, name)) for name in names)].append(row.pk)
     for values, ids in groups.items():
-        Delivery.objects.filter(pk__in=ids).update(
-            **dict(zip(RECORDED_FIELDS, values, strict=True))
-        )
+        Delivery.objects.filter(pk__in=ids).update(**dict(values))
 
 
-def _apply(row: Delivery, result: Result, now: datetime) -> str:
+def _apply(row: Delivery, result: Result, now: datetime, *, priority: bool) -> str:
     row.last_status_code = result.status_code
     row.last_error_class = result.error_class
     if result.ok:
@@ -375,18 +380,18 @@ def _apply(row: Delivery, result: Result, now: datetime) -> str:
         row.state, row.enqueued_at = DeliveryState.DEAD, None
         return DEAD
     row.state = DeliveryState.FAILED
-    _schedule(row, now + timedelta(seconds=delay), now)
+    _schedule(row, now + timedelta(seconds=delay), now, priority=priority)
     return FAILED
 
 
-def _schedule(row: Delivery, when: datetime, now: datetime) -> None:
-    """Set the next try. A near one gets a countdown task message now (after commit); a far
-    one is left to the sweeper, which keeps the broker free of day-long countdowns."""
+def _schedule(row: Delivery, when: datetime, now: datetime, *, priority: bool) -> None:
+    """Set the next try. A near one gets a countdown task message now (after commit), in its
+    message's lane; a far one is left to the sweeper, which keeps the broker free of day-long
+    countdowns."""
     row.next_attempt_at = when
     if (when - now).total_seconds() <= _alerts_setting("SHORT_RETRY_SECONDS"):
         row.enqueued_at = when
-        delivery_id = row.pk
-        transaction.on_commit(lambda: outbox.enqueue_at(delivery_id, when))
+        transaction.on_commit(partial(outbox.enqueue_at, row.pk, when, priority=priority))
     else:
         row.enqueued_at = None
 

@@ -1,22 +1,25 @@
 """The fan-out: from new versions (or a deletion) to alerts, messages and deliveries.
 
 The signal receiver only records jobs (`plan_publication`, `plan_deletion`) and queues them.
-A job decides, in one transaction: who may read each version, what each member's policy lets
-through, what touches each member's private assets; then it writes the alerts, one message per
-member (or adds to the member's open digest) and one delivery per channel, marks itself done,
-and queues the deliveries after commit. Running a job twice writes nothing the second time.
+A job decides who may read each version, what each member's policy lets through and what
+touches each member's private assets; then, a few hundred members per transaction, it writes
+the alerts, one message per member (or adds to the member's open digest) and one delivery per
+channel, and queues those deliveries after that transaction commits; last, it marks itself done.
+A run that stops midway leaves the job to the sweeper, and the next run skips the members
+already alerted: running a job twice writes nothing the second time.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from exchange.models import StixObject
@@ -79,20 +82,65 @@ def plan_deletion(*, producer_id: int, stix_id: str, versions: Sequence[str]) ->
 # --- running a job -----------------------------------------------------------------------------
 
 
+# Members per transaction of a publication's fan-out: the first members' deliveries are queued
+# (and sent) while the next members' rows are still being written.
+WRITE_CHUNK = 250
+# Any constant: it names the advisory locks of fan-out jobs among the database's other locks.
+JOB_LOCK_CLASS = 0x414C5254  # "ALRT"
+
+
+@contextmanager
+def job_lock(job_id: int) -> Iterator[bool]:
+    """Hold the job for this run, or yield False if another run holds it. A PostgreSQL session
+    lock, because a publication's fan-out commits in several transactions; it goes with the
+    connection if the worker dies. SQLite (the embedded mode) has one writer at a time anyway,
+    and the unique (member, stix_id, modified) keeps each alert once whatever happens."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = [JOB_LOCK_CLASS, job_id % 2**31]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
 def run_job(*, job_id: int) -> int:
-    """Do the work of one job once; return the number of messages written."""
+    """Do the work of one job once; return the number of messages written. Safe to run twice
+    or after a crash midway: members already alerted about a version are skipped."""
     now = timezone.now()
+    with job_lock(job_id) as held:
+        if not held:
+            return 0  # another run is doing it (a duplicate task message)
+        job = FanoutJob.objects.filter(pk=job_id, done_at=None).first()
+        if job is None:
+            return 0  # done already, or gone with its producer
+        if job.kind == FanoutJob.Kind.PUBLICATION:
+            written = _fan_out_versions(job, now)
+            # Only now: every member chunk has committed its alerts (and queued its sends).
+            FanoutJob.objects.filter(pk=job_id, done_at=None).update(done_at=now)
+        else:
+            written = _run_deletion(job_id, now)
+    logger.info("fan-out job=%s kind=%s messages=%d", job_id, job.kind, written)
+    return written
+
+
+def _run_deletion(job_id: int, now: datetime) -> int:
+    """A deletion's notices and its done mark in one transaction, under the job's row lock:
+    its notices have no unique key to fall back on, so the row lock (not only the PostgreSQL
+    session lock, which SQLite lacks) keeps a second run from writing them again."""
     with transaction.atomic():
         job = FanoutJob.objects.select_for_update().filter(pk=job_id, done_at=None).first()
         if job is None:
-            return 0  # done already (a duplicate task message), or gone with its producer
-        if job.kind == FanoutJob.Kind.PUBLICATION:
-            written = _fan_out_versions(job, now)
-        else:
-            written = _fan_out_deletion(job, now)
+            return 0
+        written = _fan_out_deletion(job, now)
         job.done_at = now
         job.save(update_fields=["done_at"])
-    logger.info("fan-out job=%s kind=%s messages=%d", job_id, job.kind, written)
     return written
 
 
@@ -149,17 +197,35 @@ def decide(
 
 
 def _fan_out_versions(job: FanoutJob, now: datetime) -> int:
+    """Decide for every member at once, then write (and queue) member chunk by member chunk."""
     versions = _load_versions(job)
     if not versions:
         return 0
     picks, policies = decide(versions)
-    # A version already alerted to a member (the job ran before, its mark was lost) is not news
-    # for it: each member hears of a version once. The unique (member, stix_id, modified) backs
-    # this below, for a race this lookup cannot see.
+    members = sorted(picks)
+    written = 0
+    for start in range(0, len(members), WRITE_CHUNK):
+        chunk = {member_id: picks[member_id] for member_id in members[start : start + WRITE_CHUNK]}
+        with transaction.atomic():
+            written += _write(chunk, versions, policies, now)
+    return written
+
+
+def _write(
+    picks: dict[int, list[Pick]],
+    versions: list[VersionFacts],
+    policies: dict[int, PolicyView],
+    now: datetime,
+) -> int:
+    """Alerts, messages and deliveries of some members, in the caller's transaction; the
+    deliveries due now are queued after its commit."""
+    # A version already alerted to a member (an earlier run of the job stopped midway) is not
+    # news for it: each member hears of a version once. The unique (member, stix_id, modified)
+    # backs this below, for a race this lookup cannot see.
     alerted = set(
-        Alert.objects.filter(version_id__in=[v.id for v in versions]).values_list(
-            "member_id", "version_id"
-        )
+        Alert.objects.filter(
+            version_id__in=[v.id for v in versions], member_id__in=list(picks)
+        ).values_list("member_id", "version_id")
     )
     if alerted:
         picks = {

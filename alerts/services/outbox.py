@@ -41,6 +41,13 @@ EMAIL_EVENTS = frozenset(
 WEBHOOK_EVENTS = frozenset(EventType.values) - {EventType.CIRCUIT_OPENED}
 SWEEP_BATCH = 5000
 SEAL_BATCH = 500
+# The broker priority of delivery task messages: the priority lane of collective-response
+# messages, and everything else. On Redis, kombu keeps one list per priority step (0, 3, 6, 9)
+# of the delivery queue and a worker always pops step 0 first, so a thousand activation alerts
+# are sent before any ordinary alert queued beside them (an own queue would need every worker
+# command, here and in deployments, to list it, and kombu to be told its order). A message
+# sent without a priority counts as 0: ordinary ones must say theirs.
+PRIORITY_LANE, ORDINARY_LANE = 0, 6
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,15 @@ class Channels:
 
 
 def load_channels(
-    member_ids: Iterable[int], policies: dict[int, PolicyView]
+    member_ids: Iterable[int],
+    policies: dict[int, PolicyView] | None,
+    *,
+    also_email: Iterable[int] = (),
 ) -> dict[int, Channels]:
-    """The channels of many members: two queries."""
+    """The channels of many members: two queries. E-mail goes to a member with a contact
+    address whose policy allows it; without `policies` (a priority message, which no
+    preference holds back) to every member with an address; and to the `also_email` members
+    (whose message names other addresses) in any case."""
     ids = list(member_ids)
     endpoints: dict[int, list[tuple[int, frozenset[str]]]] = defaultdict(list)
     rows = WebhookEndpoint.objects.filter(member_id__in=ids, is_active=True).values_list(
@@ -101,11 +114,14 @@ def load_channels(
     with_email = set(
         Member.objects.filter(pk__in=ids).exclude(contact_email="").values_list("id", flat=True)
     )
+    if policies is not None:
+        with_email = {m for m in with_email if policies[m].email_enabled}
+    with_email.update(also_email)
     return {
         member_id: Channels(
             member_id=member_id,
             endpoints=tuple(endpoints[member_id]),
-            email=member_id in with_email and policies[member_id].email_enabled,
+            email=member_id in with_email,
         )
         for member_id in ids
     }
@@ -114,9 +130,14 @@ def load_channels(
 # --- queueing ----------------------------------------------------------------------------------
 
 
-def enqueue(delivery_ids: Sequence[int]) -> None:
+def lane(priority: bool) -> int:
+    return PRIORITY_LANE if priority else ORDINARY_LANE
+
+
+def enqueue(delivery_ids: Sequence[int], *, priority: bool = False) -> None:
     """Send the task messages for these deliveries, a small batch of ids per message, over one
-    broker connection. Batches share the database work; their sends still run in parallel."""
+    broker connection, on the priority lane or the ordinary one. Batches share the database
+    work; their sends still run in parallel."""
     from ..tasks import deliver  # tasks import the services
 
     size = max(1, int(settings.PHALANX_ALERTS["DELIVERY_BATCH"]))
@@ -125,18 +146,20 @@ def enqueue(delivery_ids: Sequence[int]) -> None:
         return
     with deliver.app.producer_or_acquire() as producer:
         for start in range(0, len(ids), size):
-            deliver.apply_async((ids[start : start + size],), producer=producer)
+            deliver.apply_async(
+                (ids[start : start + size],), producer=producer, priority=lane(priority)
+            )
 
 
-def enqueue_at(delivery_id: int, eta: datetime) -> None:
+def enqueue_at(delivery_id: int, eta: datetime, *, priority: bool = False) -> None:
     from ..tasks import deliver
 
-    deliver.apply_async(([delivery_id],), eta=eta)
+    deliver.apply_async(([delivery_id],), eta=eta, priority=lane(priority))
 
 
-def enqueue_after_commit(delivery_ids: Sequence[int]) -> None:
+def enqueue_after_commit(delivery_ids: Sequence[int], *, priority: bool = False) -> None:
     if delivery_ids:
-        transaction.on_commit(partial(enqueue, list(delivery_ids)))
+        transaction.on_commit(partial(enqueue, list(delivery_ids), priority=priority))
 
 
 def enqueue_fanout(job_ids: Sequence[int]) -> None:
@@ -182,7 +205,7 @@ def notify(
         )
         channels = load_channels([member.pk], {member.pk: policy})[member.pk]
         rows = Delivery.objects.bulk_create(channels.deliveries(message, now=now))
-        enqueue_after_commit([d.pk for d in rows if d.enqueued_at is not None])
+        enqueue_after_commit([d.pk for d in rows if d.enqueued_at is not None], priority=priority)
     return message
 
 
@@ -309,14 +332,16 @@ def sweep(*, now: datetime | None = None) -> tuple[int, int]:
     which the delivery lease and the job lock make harmless."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.PHALANX_ALERTS["SWEEP_GRACE_SECONDS"])
-    ids = list(
+    rows = list(
         Delivery.objects.lost(now=now, grace=grace)
         .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:SWEEP_BATCH]
+        .values_list("id", "message__priority")[:SWEEP_BATCH]
     )
+    ids = [delivery_id for delivery_id, _ in rows]
     if ids:
         Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)
-        enqueue(ids)
+        enqueue([delivery_id for delivery_id, priority in rows if priority], priority=True)
+        enqueue([delivery_id for delivery_id, priority in rows if not priority])
     jobs = list(
         FanoutJob.objects.filter(done_at=None, created_at__lte=now - grace)
         .order_by("id")

@@ -396,3 +396,31 @@ def test_a_hanging_receiver_does_not_hold_its_batch(
             hanging.refresh_from_db()
     assert (hanging.state, hanging.last_error_class) == (DeliveryState.FAILED, "timeout")
     assert hanging.claimed_by == "" and hanging.attempt_log.count() == 1
+
+
+def test_a_batch_task_run_twice_sends_each_delivery_once(
+    member_client, receiver, add_webhook, django_capture_on_commit_callbacks
+):
+    """One task message carries several deliveries. Run again (a duplicate message, or the
+    sweeper's copy) it sends nothing: the first run recorded each as delivered. Its own
+    redelivery (same task id) and another task's copy are both refused."""
+    peers = [member_client(f"Peer {n}") for n in range(3)]
+    for peer in peers:
+        add_webhook(peer.member, receiver.url(f"/{peer.member.pk}"))
+    with django_capture_on_commit_callbacks(execute=False):  # rows written, nothing sent
+        for peer in peers:
+            outbox.notify(member=peer.member, event_type=EventType.DELETED, subject_id="x")
+    ids = list(Delivery.objects.order_by("id").values_list("id", flat=True))
+    assert len(ids) == 3 and receiver.received() == []
+
+    first = delivery_service.deliver(delivery_ids=ids, claim="task-1")
+    again = delivery_service.deliver(delivery_ids=ids, claim="task-1")
+    other = delivery_service.deliver(delivery_ids=ids, claim="task-2")
+
+    assert first == {delivery_service.SENT: 3}
+    assert again == {} and other == {}
+    for peer in peers:
+        [request] = receiver.received(f"/{peer.member.pk}")
+        row = Delivery.objects.get(member=peer.member)
+        assert request.headers["webhook-id"] == row.webhook_id
+        assert (row.state, row.attempts) == (DeliveryState.DELIVERED, 1)

@@ -152,7 +152,8 @@ def _seal(now: datetime) -> int:
 @pytest.fixture
 def response_builder() -> Iterator[None]:
     bodies.register_data_builder(
-        EventType.RESPONSE, lambda message, member: {"activation": message.subject_id}
+        EventType.RESPONSE,
+        lambda pairs: {message.pk: {"activation": message.subject_id} for message, _ in pairs},
     )
     yield
     bodies._DATA_BUILDERS.pop(EventType.RESPONSE)
@@ -330,3 +331,68 @@ def test_asset_matching_by_network_domain_email_domain_and_asn():
         6: ["2001:db8::/32"],
     }
     assert AssetMatcher.of([("domain", "hop.example")]).hits(index) == {}
+
+
+def test_a_fanout_stopped_midway_is_finished_by_the_next_run(
+    member_client, add_webhook, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    alice = member_client("Alice")
+    others = [member_client(f"Peer {n}") for n in range(3)]
+    for client in others:
+        add_webhook(client.member, receiver.url(f"/{client.member.pk}"))
+    monkeypatch.setattr(fanout, "WRITE_CHUNK", 1)
+    real_write, calls = fanout._write, []
+
+    def crash_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("worker died")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(fanout, "_write", crash_on_second_chunk)
+    with django_capture_on_commit_callbacks(execute=True):
+        # Celery is eager here: the crash happens inside the publication's receiver, which
+        # logs it and leaves the job to the sweeper, as the publication itself stands.
+        assert alice.publish(bundle(indicator())).status_code == 201
+    job = FanoutJob.objects.get()
+    assert job.done_at is None and Alert.objects.count() == 1  # the first chunk committed
+    assert len(receiver.received(f"/{others[0].member.pk}")) == 1  # ... and sent at once
+    monkeypatch.setattr(fanout, "_write", real_write)
+    grace = timedelta(seconds=settings.PHALANX_ALERTS["SWEEP_GRACE_SECONDS"] + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        # The beat sweeper finds the unfinished job and queues it again (eager: runs it).
+        assert outbox.sweep(now=timezone.now() + grace) == (0, 1)
+    assert outbox.sweep(now=timezone.now() + grace) == (0, 0)  # all done and sent
+    job.refresh_from_db()
+    assert job.done_at is not None
+    assert sorted(Alert.objects.values_list("member_id", flat=True)) == sorted(
+        c.member.pk for c in others
+    )
+    assert all(len(receiver.received(f"/{c.member.pk}")) == 1 for c in others)
+
+
+@pytest.mark.services
+def test_a_job_held_by_one_run_is_skipped_by_another(member_client):
+    """A duplicate task message that arrives while a run still works on the job leaves it
+    alone (PostgreSQL session lock, held by another connection here)."""
+    from django.db import connections
+
+    alice = member_client("Alice")
+    job_id = fanout.plan_publication(
+        producer_id=alice.member.pk, version_ids=[1], date_added=timezone.now()
+    )[0]
+    key = [fanout.JOB_LOCK_CLASS, job_id % 2**31]
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
+        assert fanout.run_job(job_id=job_id) == 0
+        assert FanoutJob.objects.get(pk=job_id).done_at is None  # still the other run's
+        with fanout.job_lock(job_id) as held:
+            assert not held
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        with fanout.job_lock(job_id) as held:
+            assert held  # the other run let go
+    finally:
+        other.close()

@@ -24,6 +24,7 @@ from django.db import transaction
 from alerts import signing
 from alerts.choices import DeliveryState
 from alerts.models import Alert, Delivery, FanoutJob
+from alerts.services import delivery as delivery_service
 from alerts.services import outbox
 from exchange.services.publish import publish_objects, resolve_target
 from members import alerting
@@ -75,17 +76,34 @@ def pool_children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
+# kombu keeps a queue's messages in one Redis list per priority step: the queue's own name for
+# step 0, then the name, "\x06\x16" and the step; a worker pops them in this order.
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def queue_keys(queue: str) -> list[str]:
+    return [queue if step == 0 else f"{queue}\x06\x16{step}" for step in PRIORITY_STEPS]
+
+
 def queued_messages(*queues: str) -> int:
     """Task messages waiting in Redis (on the given queues, or on all of them)."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     names = queues or ("default", "ingest", "delivery", "response")
-    return sum(client.llen(name) for name in names)
+    return sum(client.llen(key) for name in names for key in queue_keys(name))
+
+
+def queued_raw(queue: str) -> list[dict]:
+    """The messages waiting on one queue, in the order a worker takes them."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    # LPUSH puts the newest first; BRPOP takes from the right end: read each list reversed.
+    return [
+        json.loads(raw) for key in queue_keys(queue) for raw in reversed(client.lrange(key, 0, -1))
+    ]
 
 
 def queued_tasks(queue: str) -> list[str]:
     """The task names of the messages waiting on one queue."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    return [json.loads(raw)["headers"]["task"] for raw in client.lrange(queue, 0, -1)]
+    return [message["headers"]["task"] for message in queued_raw(queue)]
 
 
 def test_delivery_and_signature_with_a_real_worker(member_client, receiver, alerts_worker):
@@ -246,11 +264,14 @@ def test_redis_flushed_with_messages_queued_the_sweeper_delivers(
         assert wait_for(lambda: len(receiver.received("/bob")) == 2, timeout=60), (
             "the sweeper did not deliver what Redis lost"
         )
+        # The receiver answers before the worker records: give it that moment.
+        assert wait_for(
+            lambda: all(d.state == DeliveryState.DELIVERED for d in deliveries_of(bob.member))
+        )
     finally:
         stop_process(worker)
     delivered = [json.loads(r.body)["data"]["objects"][0]["id"] for r in receiver.received("/bob")]
     assert sorted(delivered) == sorted([first["id"], second["id"]])
-    assert all(d.state == DeliveryState.DELIVERED for d in deliveries_of(bob.member))
 
 
 def test_rolled_back_transaction_sends_nothing(member_client, receiver, alerts_worker):
@@ -329,3 +350,45 @@ def test_endpoint_registered_then_removed_receives_nothing_more(
     assert wait_for(lambda: FanoutJob.objects.filter(done_at=None).count() == 0, timeout=30)
     time.sleep(1)
     assert len(receiver.received("/bob")) == 1
+
+
+def test_priority_deliveries_go_first_though_queued_last(
+    member_client, receiver, no_worker, tmp_path
+):
+    """The priority lane: collective-response deliveries are taken from the delivery queue
+    before ordinary ones that were queued earlier."""
+    bob = member_client("Bob")
+    alerting.create_webhook_endpoint(member=bob.member, url=receiver.url("/bob"))
+    for n in range(3):
+        outbox.notify(member=bob.member, event_type=EventType.DELETED, subject_id=f"ordinary-{n}")
+    outbox.notify(
+        member=bob.member, event_type=EventType.DELETED, subject_id="urgent", priority=True
+    )
+    lanes = [message["properties"]["priority"] for message in queued_raw("delivery")]
+    assert lanes == [outbox.PRIORITY_LANE] + [outbox.ORDINARY_LANE] * 3
+
+    worker = start_worker(queues="delivery", log_path=tmp_path / "delivery.log")
+    try:
+        assert wait_for(lambda: len(receiver.received("/bob")) == 4, timeout=30)
+    finally:
+        stop_process(worker)
+    sent = [json.loads(r.body)["data"]["object_id"] for r in receiver.received("/bob")]
+    assert sent[0] == "urgent"
+    assert sorted(sent[1:]) == ["ordinary-0", "ordinary-1", "ordinary-2"]
+
+
+def test_a_priority_retry_stays_on_the_priority_lane(member_client, receiver, no_worker):
+    bob = member_client("Bob")
+    alerting.create_webhook_endpoint(member=bob.member, url=receiver.url("/bob"))
+    receiver.script("/bob", Answer(500))
+    outbox.notify(member=bob.member, event_type=EventType.DELETED, subject_id="x", priority=True)
+    [queued] = queued_raw("delivery")
+    flush_broker()
+    # The task's work, run here: the 500 schedules a near retry, queued after commit.
+    delivery = Delivery.objects.get(member=bob.member)
+    delivery_service.deliver(delivery_ids=[delivery.pk], claim=queued["headers"]["id"])
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.FAILED
+    [retry] = queued_raw("delivery")
+    assert retry["headers"]["eta"] is not None
+    assert retry["properties"]["priority"] == outbox.PRIORITY_LANE

@@ -24,7 +24,7 @@ def response_bodies_registered() -> None:
     from alerts.services import bodies
     from members.choices import EventType
 
-    bodies.register_data_builder(EventType.RESPONSE, views.message_data)
+    bodies.register_data_builder(EventType.RESPONSE, views.messages_data)
 
 
 @pytest.fixture
