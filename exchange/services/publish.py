@@ -6,7 +6,6 @@ idempotent bulk insert under the publish lock -> commit -> `objects_published` s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -29,6 +28,7 @@ from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
+from .audiences import audience_for
 from .observables import index_versions
 
 logger = logging.getLogger(__name__)
@@ -134,40 +134,6 @@ def _find_recipient(ref: str, group_ids: tuple[int, ...]) -> Member:
             f"Unknown recipient {ref!r} in the target groups.", code="unknown_recipient"
         )
     return member
-
-
-# --- audiences ---------------------------------------------------------------------------------
-
-
-def audience_members(
-    *, tlp: str, producer_id: int, target: PublishTarget
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(group ids, member ids) that may read an object of this TLP. This is where TLP becomes
-    an audience: CLEAR and GREEN reach the target groups; AMBER and AMBER+STRICT reach the
-    named recipients if there are any, else the target groups; RED reaches named recipients
-    only. The producer always reads its own objects."""
-    members = {producer_id}
-    if tlp in (Tlp.CLEAR, Tlp.GREEN):
-        return target.group_ids, tuple(sorted(members))
-    if tlp in (Tlp.AMBER, Tlp.AMBER_STRICT) and not target.recipient_ids:
-        return target.group_ids, tuple(sorted(members))
-    members.update(target.recipient_ids)
-    return (), tuple(sorted(members))
-
-
-def get_or_create_audience(
-    *, tlp: str, group_ids: Iterable[int], member_ids: Iterable[int]
-) -> Audience:
-    groups, members = sorted(set(group_ids)), sorted(set(member_ids))
-    description = f"{tlp}|g:{','.join(map(str, groups))}|m:{','.join(map(str, members))}"
-    key = hashlib.sha256(description.encode()).hexdigest()
-    audience = Audience.objects.filter(key=key).first()
-    if audience is None:
-        with transaction.atomic():
-            audience = Audience.objects.create(key=key, tlp=tlp)
-            audience.groups.set(groups)
-            audience.members.set(members)
-    return audience
 
 
 # --- publishing --------------------------------------------------------------------------------
@@ -685,11 +651,11 @@ def _store(
         for cand in candidates:
             audience = audiences.get(cand.tlp)
             if audience is None:
-                group_ids, member_ids = audience_members(
-                    tlp=cand.tlp, producer_id=member.pk, target=target
-                )
-                audience = get_or_create_audience(
-                    tlp=cand.tlp, group_ids=group_ids, member_ids=member_ids
+                audience = audience_for(
+                    tlp=cand.tlp,
+                    producer_id=member.pk,
+                    group_ids=target.group_ids,
+                    recipient_ids=target.recipient_ids,
                 )
                 audiences[cand.tlp] = audience
             valid = cand.valid
