@@ -195,8 +195,8 @@ def validator(
     """An ETag for an export, from three small reads: the newest indicator version the member
     may read (a backward walk of the primary key that stops at the first visible row), the
     next expiry among the index rows the member may read, and the false-positive reports;
-    plus the filters and the current validity period. Only rows the member may see go into
-    it, and it is a digest: it tells nothing about anything else."""
+    plus the member's trust groups, the filters and the current validity period. Only rows
+    the member may see go into it, and it is a digest: it tells nothing about anything else."""
     now = now or timezone.now()
     visible = StixObject.objects.visible_to(member).filter(type="indicator")
     last = visible.order_by("-id").values_list("id", flat=True).first()
@@ -206,9 +206,12 @@ def validator(
         .values_list("valid_until", flat=True)
         .first()
     )
+    # Leaving a trust group can end access to rows older than the newest visible one.
+    groups = member.memberships.order_by("group_id").values_list("group_id", flat=True)
     parts = [
         FORMAT_VERSION,
         str(member.pk),
+        ",".join(map(str, groups)),
         export,
         flt.key(),
         str(last),

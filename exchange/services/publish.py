@@ -28,6 +28,7 @@ from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
+from . import anonymity
 from .audiences import audience_for
 from .observables import index_versions
 
@@ -168,11 +169,17 @@ def _reject(index: int, data: Any, error: stix.PhalanxError) -> Outcome:
     )
 
 
-def _normalise(data: dict[str, Any], *, member: Member, target: PublishTarget) -> dict[str, Any]:
+def _normalise(
+    data: dict[str, Any],
+    *,
+    member: Member,
+    target: PublishTarget,
+    traces: anonymity.Traces | None = None,
+) -> dict[str, Any]:
     """The object as the exchange stores it: `created_by_ref` set to the producer, or to the
     exchange's identity for an anonymous publication. Naming anyone else is refused."""
     if target.anonymous:
-        _check_anonymity(data, member=member)
+        _check_anonymity(data, member=member, traces=traces or anonymity.traces_of(member))
     stix_type = data.get("type")
     if stix_type == "identity":
         _check_identity_object(data, member=member)
@@ -207,10 +214,11 @@ def _check_identity_object(data: dict[str, Any], *, member: Member) -> None:
         )
 
 
-def _check_anonymity(data: dict[str, Any], *, member: Member) -> None:
+def _check_anonymity(data: dict[str, Any], *, member: Member, traces: anonymity.Traces) -> None:
     """An anonymous object may not name its producer anywhere but `created_by_ref` (which is
     replaced): its own identity object, a `where_sighted_refs` entry or any other property
-    carrying the identity id would undo the anonymity for every reader."""
+    carrying the identity id, or the member's name in its text, would undo the anonymity for
+    every reader."""
     if data.get("id") == member.identity_id:
         raise stix.StixError(
             "An anonymous publication cannot carry the member's own identity.",
@@ -220,6 +228,11 @@ def _check_anonymity(data: dict[str, Any], *, member: Member) -> None:
     if member.identity_id in stix.dumps(rest):
         raise stix.StixError(
             "An anonymous publication cannot refer to the member's own identity.",
+            code="anonymity_breach",
+        )
+    if traces.found_in(data):
+        raise stix.StixError(
+            "An anonymous publication cannot carry the member's own name.",
             code="anonymity_breach",
         )
 
@@ -272,11 +285,12 @@ def _publish_objects(
 ) -> PublishResult:
     outcomes: dict[int, Outcome] = {}
     stored_forms: dict[int, dict[str, Any]] = {}
+    traces = anonymity.traces_of(member) if target.anonymous else None
     for index, data in enumerate(objects):
         try:
             if not isinstance(data, dict):
                 raise stix.StixError("Each object must be a JSON object.", code="not_an_object")
-            stored_forms[index] = _normalise(data, member=member, target=target)
+            stored_forms[index] = _normalise(data, member=member, target=target, traces=traces)
         except stix.StixError as exc:
             outcomes[index] = _reject(index, data, exc)
     written = digests_and_bodies(list(stored_forms.values()))
