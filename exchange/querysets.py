@@ -33,7 +33,7 @@ def audience_reach(
     member: Member | int | None = None,
     audience_ids: Iterable[int] | QuerySet[Any] | None = None,
     group_id: int | None = None,
-    named_only: bool = False,
+    named: bool | None = None,
     only_audience_ids: bool = False,
 ) -> QuerySet[Any]:
     """THE audience rule. Who reads an `Audience`:
@@ -52,7 +52,8 @@ def audience_reach(
 
     Rows are (audience id, reader id, via group id, by name); the producer's own row has no
     group and is not "by name". `member`, `audience_ids` and `group_id` (reach through that
-    group) narrow the rows; `named_only` keeps audiences read by named recipients only;
+    group) narrow the rows; `named` True keeps the audiences read by named recipients only,
+    False those read by whole groups;
     `only_audience_ids` returns just the audience ids, for an `IN (...)` subquery.
     """
     from .models import Audience
@@ -72,9 +73,9 @@ def audience_reach(
     if group_id is not None:
         reaches &= Q(trustgroup_id=group_id)
         own &= Q(groups=group_id)  # the producer's publications to that group
-    if named_only:
-        reaches &= _names_its_readers("audience__")
-        own &= _names_its_readers()
+    if named is not None:
+        reaches &= _names_its_readers("audience__") if named else ~_names_its_readers("audience__")
+        own &= _names_its_readers() if named else ~_names_its_readers()
     through_groups = Audience.groups.through.objects.filter(reaches)
     produced = Audience.objects.filter(own)
     if only_audience_ids:

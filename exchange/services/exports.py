@@ -35,6 +35,7 @@ from members.models import Member, TrustGroup
 
 from .. import observables as obs
 from ..models import Observable, StixObject
+from ..querysets import audience_reach
 from . import suppression
 from .observables import current_observables
 
@@ -152,7 +153,11 @@ def _member_group(member: Member, ref: str) -> TrustGroup:
 def _versions(member: Member, flt: ExportFilter, now: datetime) -> Any:
     versions = StixObject.objects.visible_to(member).filter(type="indicator")
     if flt.trust_group is not None:
-        versions = versions.filter(audience__groups=flt.trust_group)
+        # Shared with the whole group (see `triage.queue` on publications to named recipients).
+        through_group = audience_reach(
+            member=member, group_id=flt.trust_group.pk, named=False, only_audience_ids=True
+        )
+        versions = versions.filter(audience_id__in=through_group)
     if flt.tlp:
         versions = versions.filter(tlp__in=flt.tlp)
     if flt.min_confidence is not None:

@@ -144,8 +144,10 @@ def queue(*, member: Member, user: User, filters: QueueFilters) -> StixObjectQue
             # An anonymous publication must not be found by naming its producer.
             rows = rows.filter(anonymous=False)
     if filters.group_id is not None:
+        # Shared with the whole group: which group a publication to named recipients was
+        # targeted at would tell a recipient where an anonymous producer is.
         through_group = audience_reach(
-            member=member, group_id=filters.group_id, only_audience_ids=True
+            member=member, group_id=filters.group_id, named=False, only_audience_ids=True
         )
         rows = rows.filter(audience_id__in=through_group)
     if filters.min_confidence is not None:

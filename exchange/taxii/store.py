@@ -46,8 +46,10 @@ def find_collection(member: Member, collection_id: str) -> TrustGroup:
 
 def collection_objects(group: TrustGroup, member: Member) -> StixObjectQuerySet:
     """Every version in `group`'s collection that `member` may read."""
-    through_group = audience_reach(member=member, group_id=group.pk, only_audience_ids=True)
-    by_name = audience_reach(member=member, named_only=True, only_audience_ids=True)
+    through_group = audience_reach(
+        member=member, group_id=group.pk, named=False, only_audience_ids=True
+    )
+    by_name = audience_reach(member=member, named=True, only_audience_ids=True)
     return StixObject.objects.visible_to(member).filter(
         Q(audience_id__in=through_group) | Q(audience_id__in=by_name)
     )

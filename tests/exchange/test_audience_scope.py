@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from alerts.services.recipients import readers_by_audience
 from alerts.services.visibility import readable_bodies
 from exchange.exceptions import TargetError
 from exchange.models import Audience, StixObject
 from exchange.querysets import audience_reach
+from exchange.services import exports, triage
 from exchange.services.audiences import audience_for
 from members import services as member_services
-from members.models import TrustGroup
+from members.models import TrustGroup, User
 from tests.conftest import MemberClient
 from tests.factories import TLP2, bundle, indicator
 
@@ -192,3 +194,27 @@ def test_green_and_clear_reach_the_target_group_at_read_time(world):
     assert rest_sees(world["dave"], obj["id"])
     leave(world["dave"], "finance")
     assert not rest_sees(world["dave"], obj["id"])
+
+
+def test_group_filters_do_not_place_publications_to_named_recipients(world):
+    """Filtering by a trust group (exports, triage) keeps what was shared with the whole
+    group: where an object for named recipients was targeted stays untold, as in TAXII, where
+    such objects are in every collection of the reader."""
+    named = publish_to_bob(world, TLP2["red"])
+    shared = indicator(markings=[TLP2["green"]])
+    assert world["alice"].publish(bundle(shared), trust_group="finance").status_code == 201
+    bob = world["bob"].member
+    finance = TrustGroup.objects.get(slug="finance")
+    in_export = set(
+        exports._versions(
+            bob, exports.ExportFilter(trust_group=finance), timezone.now()
+        ).values_list("stix_id", flat=True)
+    )
+    assert in_export == {shared["id"]}
+    user = User.objects.create(username="bob-analyst", member=bob)
+    queued = triage.queue(
+        member=bob, user=user, filters=triage.QueueFilters(states=("all",), group_id=finance.pk)
+    )
+    assert set(queued.values_list("stix_id", flat=True)) == {shared["id"]}
+    unfiltered = triage.queue(member=bob, user=user, filters=triage.QueueFilters(states=("all",)))
+    assert {named["id"], shared["id"]} <= set(unfiltered.values_list("stix_id", flat=True))
