@@ -109,7 +109,7 @@ def seed_store(
     django.setup()
     from django.db import connection
 
-    from exchange.services.publish import get_or_create_audience
+    from exchange.services.audiences import audience_for
     from members import services as member_services
     from members.choices import Tlp
     from members.models import TrustGroup
@@ -122,7 +122,9 @@ def seed_store(
         member_services.create_member(name=f"S4 Producer {i}") for i in range(producers)
     ]
     audiences = {
-        (p.pk, tlp): get_or_create_audience(tlp=tlp, group_ids=[group.pk], member_ids=[p.pk]).pk
+        (p.pk, tlp): audience_for(
+            tlp=tlp, producer_id=p.pk, group_ids=[group.pk], recipient_ids=()
+        ).pk
         for p in producer_rows
         for tlp in (Tlp.CLEAR, Tlp.GREEN)
     }

@@ -91,15 +91,17 @@ def seed_store(*, indicators: int, out: Path) -> None:
     from django.db import connection
 
     from exchange.models import StixObject
+    from exchange.services.audiences import audience_for
     from exchange.services.observables import reindex
-    from exchange.services.publish import get_or_create_audience
     from members import services as member_services
     from members.choices import Tlp
 
     started = time.perf_counter()
     group = member_services.ensure_all_members_group()
     producer = member_services.create_member(name="S6 Producer")
-    audience = get_or_create_audience(tlp=Tlp.GREEN, group_ids=[group.pk], member_ids=[producer.pk])
+    audience = audience_for(
+        tlp=Tlp.GREEN, producer_id=producer.pk, group_ids=[group.pk], recipient_ids=()
+    )
     from django.utils import timezone
 
     now = timezone.now()

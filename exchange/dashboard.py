@@ -142,9 +142,12 @@ def sharing_of(version: StixObject, reader: Member) -> Sharing:
             recipients=tuple(m.name for m in named if m.pk != reader.pk),
         )
     mine = set(TrustGroup.objects.filter(memberships__member=reader).values_list("pk", flat=True))
+    # A recipient is not told which of its groups a publication to named recipients targeted:
+    # for an anonymous one, that would say where the producer is.
+    shown = () if audience.recipients_only else tuple(g.name for g in groups if g.pk in mine)
     return Sharing(
         tlp=version.tlp,
-        groups=tuple(g.name for g in groups if g.pk in mine),
+        groups=shown,
         named_recipient=any(m.pk == reader.pk for m in named),
     )
 

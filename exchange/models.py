@@ -19,16 +19,32 @@ from .querysets import StixObjectQuerySet
 
 
 class Audience(models.Model):
-    """Who may read: the members of `groups`, plus the members named in `members`.
+    """Who may read: the rule itself is `querysets.audience_reach`; this row is its input.
 
-    The producer is always one of `members`. `key` is a digest of the whole description, so
-    the same audience is one row however many times it is published to.
+    `groups` are the trust groups the publication targeted, kept for every TLP. `members` are
+    the named recipients; with `recipients_only` (TLP:RED, and AMBER / AMBER+STRICT sent to
+    named recipients) only they read it, and only while they are members of one of `groups`.
+    `producer` always reads its own publications. `key` is a digest of the whole description,
+    so the same audience is one row however many times it is published to.
     """
 
     key = models.CharField(max_length=64, unique=True)
     tlp = models.CharField(max_length=16, choices=Tlp.choices)
     groups = models.ManyToManyField(TrustGroup, related_name="audiences", blank=True)
     members = models.ManyToManyField(Member, related_name="audiences", blank=True)
+    recipients_only = models.BooleanField(default=False)
+    # Null only for an audience no stored object names any more (see migration 0005).
+    producer = models.ForeignKey(
+        Member, null=True, on_delete=models.PROTECT, related_name="produced_audiences"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(tlp=Tlp.RED) | Q(recipients_only=True),
+                name="%(app_label)s_%(class)s_red_is_recipients_only",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"audience {self.pk} ({self.tlp})"

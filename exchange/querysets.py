@@ -3,10 +3,11 @@ TAXII, exports, counts, dashboard, alert bodies) starts from it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, IntegerField, Q, QuerySet, Value
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 
 if TYPE_CHECKING:
@@ -15,19 +16,92 @@ if TYPE_CHECKING:
     from .models import StixObject
 
 
-def visible_audience_ids(member: Member) -> Q:
-    """The audiences `member` belongs to: through a trust group it is in, or by name.
+# The markings under which an audience's target groups read an object without being named.
+# Anything else (RED, and a marking this list does not know) reaches named recipients only.
+GROUP_WIDE_TLPS = ("clear", "green", "amber", "amber+strict")
 
-    Audiences are few and shared by many objects, so this stays two small subqueries that the
-    database evaluates once per query, not once per row.
+READ_BY_PRODUCER = None  # `via group` of the producer's own reach: no group involved
+
+
+def _names_its_readers(prefix: str = "") -> Q:
+    """An audience read by its named recipients only (and its producer)."""
+    return Q(**{f"{prefix}recipients_only": True}) | ~Q(**{f"{prefix}tlp__in": GROUP_WIDE_TLPS})
+
+
+def audience_reach(
+    *,
+    member: Member | int | None = None,
+    audience_ids: Iterable[int] | QuerySet[Any] | None = None,
+    group_id: int | None = None,
+    named: bool | None = None,
+    only_audience_ids: bool = False,
+) -> QuerySet[Any]:
+    """THE audience rule. Who reads an `Audience`:
+
+    - its producer, always (its own publications);
+    - CLEAR, GREEN, and AMBER / AMBER+STRICT without named recipients: every member of a target
+      trust group. CLEAR therefore keeps meaning "every member with access to the exchange":
+      a publication that names no group targets the all-members group;
+    - AMBER / AMBER+STRICT with named recipients, and RED (`recipients_only`): the named
+      recipients, each only while it is still a member of at least one target group;
+    - a marking the exchange does not know counts as RED;
+    - inactive members read nothing.
+
+    Membership is evaluated here, at read time, so leaving a group (or being deactivated) ends
+    access at once on every surface: REST, TAXII, exports, lookup, dashboard, alerts.
+
+    Rows are (audience id, reader id, via group id, by name); the producer's own row has no
+    group and is not "by name". `member`, `audience_ids` and `group_id` (reach through that
+    group) narrow the rows; `named` True keeps the audiences read by named recipients only,
+    False those read by whole groups;
+    `only_audience_ids` returns just the audience ids, for an `IN (...)` subquery.
     """
     from .models import Audience
 
-    through_groups = Audience.groups.through.objects.filter(
-        trustgroup__memberships__member=member
-    ).values("audience_id")
-    by_name = Audience.members.through.objects.filter(member=member).values("audience_id")
-    return Q(audience_id__in=through_groups) | Q(audience_id__in=by_name)
+    reader = "trustgroup__memberships__member"
+    # One `filter()` call: every condition must hold for the same membership row.
+    reaches = Q(**{f"{reader}__is_active": True}) & (
+        ~_names_its_readers("audience__") | Q(audience__members=F(reader))
+    )
+    own = Q(producer__is_active=True)
+    if member is not None:
+        reaches &= Q(**{reader: member})
+        own &= Q(producer=member)
+    if audience_ids is not None:
+        reaches &= Q(audience_id__in=audience_ids)
+        own &= Q(pk__in=audience_ids)
+    if group_id is not None:
+        reaches &= Q(trustgroup_id=group_id)
+        own &= Q(groups=group_id)  # the producer's publications to that group
+    if named is not None:
+        reaches &= _names_its_readers("audience__") if named else ~_names_its_readers("audience__")
+        own &= _names_its_readers() if named else ~_names_its_readers()
+    through_groups = Audience.groups.through.objects.filter(reaches)
+    produced = Audience.objects.filter(own)
+    if only_audience_ids:
+        return through_groups.values_list("audience_id").union(produced.values_list("pk"))
+    by_name = ExpressionWrapper(_names_its_readers("audience__"), output_field=BooleanField())
+    return (
+        through_groups.annotate(by_name=by_name)
+        .values_list("audience_id", f"{reader}_id", "trustgroup_id", "by_name")
+        .union(
+            produced.values_list(
+                "pk",
+                "producer_id",
+                Value(READ_BY_PRODUCER, IntegerField()),
+                Value(False, BooleanField()),
+            )
+        )
+    )
+
+
+def visible_audience_ids(member: Member) -> Q:
+    """The audiences `member` reads, by `audience_reach`.
+
+    Audiences are few and shared by many objects, so this stays one small subquery that the
+    database evaluates once per query, not once per row.
+    """
+    return Q(audience_id__in=audience_reach(member=member, only_audience_ids=True))
 
 
 class StixObjectQuerySet(models.QuerySet["StixObject"]):

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from exchange.models import Audience, StixObject
+from exchange.services.audiences import current_readers_target
 from exchange.services.publish import STORED, UNCHANGED, PublishTarget, publish_objects
 from members.models import Member
 
@@ -129,8 +130,7 @@ def write_after_action(activation: Activation, *, actor: Actor, now: datetime) -
         tlp=audience.tlp,
         extension=extension,
     )
-    group_ids = tuple(sorted(audience.groups.values_list("id", flat=True)))
-    named = () if group_ids else tuple(sorted(audience.members.values_list("id", flat=True)))
+    group_ids, named = current_readers_target(audience)
     result = publish_objects(
         member=exchange_member(),
         objects=[report],

@@ -35,6 +35,7 @@ from members.models import Member, TrustGroup
 
 from .. import observables as obs
 from ..models import Observable, StixObject
+from ..querysets import audience_reach
 from . import suppression
 from .observables import current_observables
 
@@ -152,7 +153,11 @@ def _member_group(member: Member, ref: str) -> TrustGroup:
 def _versions(member: Member, flt: ExportFilter, now: datetime) -> Any:
     versions = StixObject.objects.visible_to(member).filter(type="indicator")
     if flt.trust_group is not None:
-        versions = versions.filter(audience__groups=flt.trust_group)
+        # Shared with the whole group (see `triage.queue` on publications to named recipients).
+        through_group = audience_reach(
+            member=member, group_id=flt.trust_group.pk, named=False, only_audience_ids=True
+        )
+        versions = versions.filter(audience_id__in=through_group)
     if flt.tlp:
         versions = versions.filter(tlp__in=flt.tlp)
     if flt.min_confidence is not None:
@@ -195,8 +200,8 @@ def validator(
     """An ETag for an export, from three small reads: the newest indicator version the member
     may read (a backward walk of the primary key that stops at the first visible row), the
     next expiry among the index rows the member may read, and the false-positive reports;
-    plus the filters and the current validity period. Only rows the member may see go into
-    it, and it is a digest: it tells nothing about anything else."""
+    plus the member's trust groups, the filters and the current validity period. Only rows
+    the member may see go into it, and it is a digest: it tells nothing about anything else."""
     now = now or timezone.now()
     visible = StixObject.objects.visible_to(member).filter(type="indicator")
     last = visible.order_by("-id").values_list("id", flat=True).first()
@@ -206,9 +211,12 @@ def validator(
         .values_list("valid_until", flat=True)
         .first()
     )
+    # Leaving a trust group can end access to rows older than the newest visible one.
+    groups = member.memberships.order_by("group_id").values_list("group_id", flat=True)
     parts = [
         FORMAT_VERSION,
         str(member.pk),
+        ",".join(map(str, groups)),
         export,
         flt.key(),
         str(last),

@@ -6,7 +6,6 @@ idempotent bulk insert under the publish lock -> commit -> `objects_published` s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -29,6 +28,8 @@ from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
+from . import anonymity
+from .audiences import audience_for
 from .markings import record_marking_changes
 from .observables import index_versions
 
@@ -137,40 +138,6 @@ def _find_recipient(ref: str, group_ids: tuple[int, ...]) -> Member:
     return member
 
 
-# --- audiences ---------------------------------------------------------------------------------
-
-
-def audience_members(
-    *, tlp: str, producer_id: int, target: PublishTarget
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(group ids, member ids) that may read an object of this TLP. This is where TLP becomes
-    an audience: CLEAR and GREEN reach the target groups; AMBER and AMBER+STRICT reach the
-    named recipients if there are any, else the target groups; RED reaches named recipients
-    only. The producer always reads its own objects."""
-    members = {producer_id}
-    if tlp in (Tlp.CLEAR, Tlp.GREEN):
-        return target.group_ids, tuple(sorted(members))
-    if tlp in (Tlp.AMBER, Tlp.AMBER_STRICT) and not target.recipient_ids:
-        return target.group_ids, tuple(sorted(members))
-    members.update(target.recipient_ids)
-    return (), tuple(sorted(members))
-
-
-def get_or_create_audience(
-    *, tlp: str, group_ids: Iterable[int], member_ids: Iterable[int]
-) -> Audience:
-    groups, members = sorted(set(group_ids)), sorted(set(member_ids))
-    description = f"{tlp}|g:{','.join(map(str, groups))}|m:{','.join(map(str, members))}"
-    key = hashlib.sha256(description.encode()).hexdigest()
-    audience = Audience.objects.filter(key=key).first()
-    if audience is None:
-        with transaction.atomic():
-            audience = Audience.objects.create(key=key, tlp=tlp)
-            audience.groups.set(groups)
-            audience.members.set(members)
-    return audience
-
-
 # --- publishing --------------------------------------------------------------------------------
 
 
@@ -203,11 +170,17 @@ def _reject(index: int, data: Any, error: stix.PhalanxError) -> Outcome:
     )
 
 
-def _normalise(data: dict[str, Any], *, member: Member, target: PublishTarget) -> dict[str, Any]:
+def _normalise(
+    data: dict[str, Any],
+    *,
+    member: Member,
+    target: PublishTarget,
+    traces: anonymity.Traces | None = None,
+) -> dict[str, Any]:
     """The object as the exchange stores it: `created_by_ref` set to the producer, or to the
     exchange's identity for an anonymous publication. Naming anyone else is refused."""
     if target.anonymous:
-        _check_anonymity(data, member=member)
+        _check_anonymity(data, member=member, traces=traces or anonymity.traces_of(member))
     stix_type = data.get("type")
     if stix_type == "identity":
         _check_identity_object(data, member=member)
@@ -242,10 +215,11 @@ def _check_identity_object(data: dict[str, Any], *, member: Member) -> None:
         )
 
 
-def _check_anonymity(data: dict[str, Any], *, member: Member) -> None:
+def _check_anonymity(data: dict[str, Any], *, member: Member, traces: anonymity.Traces) -> None:
     """An anonymous object may not name its producer anywhere but `created_by_ref` (which is
     replaced): its own identity object, a `where_sighted_refs` entry or any other property
-    carrying the identity id would undo the anonymity for every reader."""
+    carrying the identity id, or the member's name in its text, would undo the anonymity for
+    every reader."""
     if data.get("id") == member.identity_id:
         raise stix.StixError(
             "An anonymous publication cannot carry the member's own identity.",
@@ -255,6 +229,11 @@ def _check_anonymity(data: dict[str, Any], *, member: Member) -> None:
     if member.identity_id in stix.dumps(rest):
         raise stix.StixError(
             "An anonymous publication cannot refer to the member's own identity.",
+            code="anonymity_breach",
+        )
+    if traces.found_in(data):
+        raise stix.StixError(
+            "An anonymous publication cannot carry the member's own name.",
             code="anonymity_breach",
         )
 
@@ -307,11 +286,12 @@ def _publish_objects(
 ) -> PublishResult:
     outcomes: dict[int, Outcome] = {}
     stored_forms: dict[int, dict[str, Any]] = {}
+    traces = anonymity.traces_of(member) if target.anonymous else None
     for index, data in enumerate(objects):
         try:
             if not isinstance(data, dict):
                 raise stix.StixError("Each object must be a JSON object.", code="not_an_object")
-            stored_forms[index] = _normalise(data, member=member, target=target)
+            stored_forms[index] = _normalise(data, member=member, target=target, traces=traces)
         except stix.StixError as exc:
             outcomes[index] = _reject(index, data, exc)
     written = digests_and_bodies(list(stored_forms.values()))
@@ -687,11 +667,11 @@ def _store(
         for cand in candidates:
             audience = audiences.get(cand.tlp)
             if audience is None:
-                group_ids, member_ids = audience_members(
-                    tlp=cand.tlp, producer_id=member.pk, target=target
-                )
-                audience = get_or_create_audience(
-                    tlp=cand.tlp, group_ids=group_ids, member_ids=member_ids
+                audience = audience_for(
+                    tlp=cand.tlp,
+                    producer_id=member.pk,
+                    group_ids=target.group_ids,
+                    recipient_ids=target.recipient_ids,
                 )
                 audiences[cand.tlp] = audience
             valid = cand.valid

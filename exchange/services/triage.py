@@ -24,14 +24,13 @@ from members.models import Member, TrustGroup, User
 from .. import observables as obs
 from ..models import (
     OPEN_TRIAGE_STATES,
-    Audience,
     FalsePositiveReport,
     Observable,
     StixObject,
     TriageState,
 )
 from ..paging import Position
-from ..querysets import StixObjectQuerySet
+from ..querysets import StixObjectQuerySet, audience_reach
 from . import suppression
 
 logger = logging.getLogger(__name__)
@@ -145,8 +144,12 @@ def queue(*, member: Member, user: User, filters: QueueFilters) -> StixObjectQue
             # An anonymous publication must not be found by naming its producer.
             rows = rows.filter(anonymous=False)
     if filters.group_id is not None:
-        through_group = Audience.groups.through.objects.filter(trustgroup_id=filters.group_id)
-        rows = rows.filter(audience_id__in=through_group.values("audience_id"))
+        # Shared with the whole group: which group a publication to named recipients was
+        # targeted at would tell a recipient where an anonymous producer is.
+        through_group = audience_reach(
+            member=member, group_id=filters.group_id, named=False, only_audience_ids=True
+        )
+        rows = rows.filter(audience_id__in=through_group)
     if filters.min_confidence is not None:
         rows = rows.filter(confidence__gte=filters.min_confidence)
     if filters.added_from is not None:

@@ -1,10 +1,11 @@
 """What a TAXII collection holds for a member: reads on top of `visible_to(member)`.
 
-A collection is a trust group (`TrustGroup.collection_id`). It lists the versions the member
-may see that were shared with the group, plus those addressed to the member by name (TLP:RED,
-and AMBER to named recipients: their audience names members and no group). The latter appear in
-every collection of the recipient: placing them by the producer's groups would tell recipients
-something about the producer, which an anonymous publication must never do.
+A collection is a trust group (`TrustGroup.collection_id`). By the one audience rule
+(`exchange.querysets.audience_reach`) it lists the versions whose audience reaches the member
+through that group, plus those addressed to named recipients (TLP:RED, and AMBER to named
+recipients) that the member reads. The latter appear in every collection of the reader: placing
+them by their target groups would tell a recipient which of its groups an anonymous producer
+is in.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from django.db.models.functions import Cast
 from members.exceptions import NotFound
 from members.models import Member, TrustGroup
 
-from ..models import Audience, StixObject
-from ..querysets import StixObjectQuerySet
+from ..models import StixObject
+from ..querysets import StixObjectQuerySet, audience_reach
 from ..stix import EPOCH
 
 _STIX_ID = re.compile(r"^[a-z][a-z0-9-]{0,248}--[0-9a-fA-F-]{36}$")
@@ -45,12 +46,12 @@ def find_collection(member: Member, collection_id: str) -> TrustGroup:
 
 def collection_objects(group: TrustGroup, member: Member) -> StixObjectQuerySet:
     """Every version in `group`'s collection that `member` may read."""
-    group_audiences = Audience.groups.through.objects
-    shared_with_group = group_audiences.filter(trustgroup_id=group.pk).values("audience_id")
-    with_any_group = group_audiences.values("audience_id")
-    # An audience with no group is visible only to the members it names (`visible_to`).
+    through_group = audience_reach(
+        member=member, group_id=group.pk, named=False, only_audience_ids=True
+    )
+    by_name = audience_reach(member=member, named=True, only_audience_ids=True)
     return StixObject.objects.visible_to(member).filter(
-        Q(audience_id__in=shared_with_group) | ~Q(audience_id__in=with_any_group)
+        Q(audience_id__in=through_group) | Q(audience_id__in=by_name)
     )
 
 

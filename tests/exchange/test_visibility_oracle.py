@@ -60,9 +60,11 @@ class World:
         in_groups = bool(self.membership[reader] & obj.groups)
         if obj.tlp in ("clear", "green"):
             return in_groups
+        # A named recipient reads only while it is still in one of the target groups.
+        named = reader in obj.recipients and in_groups
         if obj.tlp == "amber":
-            return reader in obj.recipients if obj.recipients else in_groups
-        return reader in obj.recipients  # red, and anything unknown
+            return named if obj.recipients else in_groups
+        return named  # red, and anything unknown
 
 
 def build_world(rng: random.Random, member_client: Any, size: int) -> World:
