@@ -200,13 +200,18 @@ class World:
 
 def effective(pub: Pub, world: World) -> Pub:
     """The publication as made: refs to publications that were refused are dropped, a
-    sighting points at an indicator, and one left without refs becomes an indicator."""
+    sighting points at an indicator, a relationship joins domain objects (STIX forbids
+    relationships and sightings as its ends), and one left without refs becomes an indicator."""
+    allowed = {"sighting": ("indicator",), "relationship": ("indicator", "report")}.get(
+        pub.kind, KINDS
+    )
     refs = tuple(
         r
         for r in pub.refs
-        if (stored := world.stored[r]) is not None
-        and (pub.kind != "sighting" or stored.pub.kind == "indicator")
+        if (stored := world.stored[r]) is not None and stored.pub.kind in allowed
     )
+    if pub.kind == "relationship" and len(refs) == 1:
+        refs = (refs[0], refs[0])
     kind = pub.kind if refs else "indicator"
     return Pub(pub.producer, kind, pub.groups, pub.recipients, pub.marking, pub.anonymous, refs)
 
