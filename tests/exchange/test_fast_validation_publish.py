@@ -76,16 +76,14 @@ def test_a_helper_that_cannot_start_is_replaced_by_in_process_work(
 ) -> None:
     monkeypatch.setattr(publish, "_start_helper", lambda work, items, share: None)
     objects = [indicator() for _ in range(30)]
-    assert publish.digests_and_bodies(objects) == [
-        (stix.content_hash(o), stix.dumps(o)) for o in objects
-    ]
+    assert publish.content_hashes(objects) == [stix.content_hash(o) for o in objects]
+    assert publish.stored_texts(objects) == [stix.dumps(o) for o in objects]
 
 
 def test_parallel_hashing_gives_the_sequential_results(bulk_paths: None) -> None:
     objects = [{**indicator(), "x_n": i, "x_f": 1e-05 * i} for i in range(40)]
-    assert publish.digests_and_bodies(objects) == [
-        (stix.content_hash(o), stix.dumps(o)) for o in objects
-    ]
+    assert publish.content_hashes(objects) == [stix.content_hash(o) for o in objects]
+    assert publish.stored_texts(objects) == [stix.dumps(o) for o in objects]
 
 
 def test_bulk_publish_reports_every_object_in_order_and_stores_the_valid_ones(
