@@ -57,27 +57,32 @@ class _Version:
 
     def observables(self) -> tuple[list[obs.Observable], str]:
         """(observables, name) of this version."""
-        return _found_in(json.loads(self.body))
+        return index_entries(json.loads(self.body))
 
 
 @dataclass(frozen=True)
 class PublishedVersion:
-    """A version the publisher has just stored, with the object it validated and stored: its
-    observables are read from that, nothing is read back from the database or parsed again."""
+    """A version the publisher has just stored, with the index entries it took from the
+    object it validated (`index_entries`): nothing is read back or parsed again."""
 
     pk: int
     stix_id: str
     stix_type: str
     modified: datetime
     valid_until: datetime | None
-    data: dict[str, Any]
+    found: list[obs.Observable]
+    name: str
 
     def observables(self) -> tuple[list[obs.Observable], str]:
         """(observables, name) of this version."""
-        return _found_in(self.data)
+        return self.found, self.name
 
 
-def _found_in(data: dict[str, Any]) -> tuple[list[obs.Observable], str]:
+def index_entries(data: dict[str, Any]) -> tuple[list[obs.Observable], str]:
+    """(observables, name) the index holds for this stored object; nothing for a type the
+    index does not cover."""
+    if data.get("type") not in _INDEXED_TYPES:
+        return [], ""
     return obs.observables_in_object(data), _clean_name(data.get("name"))
 
 

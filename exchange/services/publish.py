@@ -25,11 +25,12 @@ from django.utils import timezone
 from members.choices import Tlp
 from members.models import Member, TrustGroup
 
+from .. import observables as obs
 from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
-from .observables import PublishedVersion, index_published
+from .observables import PublishedVersion, index_entries, index_published
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,14 @@ def get_or_create_audience(
 # --- publishing --------------------------------------------------------------------------------
 
 
+class StorageForm(NamedTuple):
+    """An object as it is stored: its text, and the observables and name it is indexed by."""
+
+    text: str
+    observables: list[obs.Observable]
+    name: str
+
+
 @dataclass
 class _Candidate:
     index: int
@@ -180,7 +189,8 @@ class _Candidate:
     data: dict[str, Any]
     digest: str
     tlp: str
-    body: str = ""  # the stored text, once written (see `stored_texts`)
+    # What storing needs that takes CPU, prepared on every core (see `storage_forms`).
+    form: StorageForm | None = None
 
 
 def _version_of(data: Any) -> str | None:
@@ -374,9 +384,9 @@ def _publish_objects(
         candidates.append(_Candidate(index, valid, data, digest, tlp))
 
     candidates = _drop_repeats_and_conflicts(candidates, existing, outcomes)
-    # Only what will be stored is written out: a re-published version never is.
-    for cand, body in zip(candidates, stored_texts([c.data for c in candidates]), strict=True):
-        cand.body = body
+    # Only what will be stored is written out and indexed: a re-published version never is.
+    for cand, form in zip(candidates, storage_forms([c.data for c in candidates]), strict=True):
+        cand.form = form
     version_ids, date_added = _store(
         candidates,
         member=member,
@@ -422,17 +432,18 @@ def content_hashes(objects: Sequence[dict[str, Any]]) -> list[str]:
     return _parallel_map(_hash_share, objects)
 
 
-def stored_texts(objects: Sequence[dict[str, Any]]) -> list[str]:
-    """The stored text of each object, in order, on every core for large inputs."""
-    return _parallel_map(_text_share, objects)
+def storage_forms(objects: Sequence[dict[str, Any]]) -> list[StorageForm]:
+    """The stored text and the index entries of each object, in order, on every core for
+    large inputs."""
+    return _parallel_map(_storage_share, objects)
 
 
 def _hash_share(objects: Sequence[dict[str, Any]]) -> list[str]:
     return [stix.content_hash(data) for data in objects]
 
 
-def _text_share(objects: Sequence[dict[str, Any]]) -> list[str]:
-    return [stix.dumps(data) for data in objects]
+def _storage_share(objects: Sequence[dict[str, Any]]) -> list[StorageForm]:
+    return [StorageForm(stix.dumps(data), *index_entries(data)) for data in objects]
 
 
 def validate_many(objects: Sequence[dict[str, Any]]) -> list[stix.ValidObject | stix.StixError]:
@@ -737,7 +748,7 @@ def _store(
                     valid.confidence,
                     valid.sighting_of_ref,
                     cand.digest,
-                    cand.body or stix.dumps(cand.data),
+                    _form_of(cand).text,
                 )
             )
         inserted = _insert_rows(rows, date_added=date_added)
@@ -763,15 +774,22 @@ def _store(
     return version_ids, date_added
 
 
+def _form_of(cand: _Candidate) -> StorageForm:
+    if cand.form is None:
+        cand.form = StorageForm(stix.dumps(cand.data), *index_entries(cand.data))
+    return cand.form
+
+
 def _published_version(pk: int, cand: _Candidate) -> PublishedVersion:
-    valid = cand.valid
+    valid, form = cand.valid, _form_of(cand)
     return PublishedVersion(
         pk=pk,
         stix_id=valid.stix_id,
         stix_type=valid.stix_type,
         modified=valid.modified,
         valid_until=valid.valid_until,
-        data=cand.data,
+        found=form.observables,
+        name=form.name,
     )
 
 
