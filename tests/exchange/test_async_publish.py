@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from exchange.models import PendingPublication, PublishStatus, StixObject
 from exchange.services.bundles import complete_publication
@@ -94,3 +95,32 @@ def test_a_malformed_large_bundle_is_refused_before_queueing(member_client, smal
     response = alice.publish_raw(b'{"type":"bundle","objects":[' + b"{}," * 20 + b"]}")
     assert response.status_code == 400
     assert not PublishStatus.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_payload_lost_in_a_database_crash_completes_the_status_with_an_error(
+    member_client, small_sync_limit, django_capture_on_commit_callbacks
+):
+    """Pending payloads live in an unlogged table, which PostgreSQL empties when it recovers
+    from a crash: the status must then say so, not wait forever or store half of it."""
+    alice = member_client("Alice")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = alice.publish(large_bundle()[0])
+    assert response.status_code == 202, response.content
+    PendingPublication.objects.all().delete()  # what crash recovery does to the table
+    status = complete_publication(status_id=response.json()["id"])
+    assert status is not None and status.state == PublishStatus.State.COMPLETE
+    assert status.error is not None and status.error["code"] == "payload_missing"
+    assert not StixObject.objects.exists()
+
+
+@pytest.mark.django_db
+def test_pending_payloads_stay_out_of_the_write_ahead_log() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("table persistence is a PostgreSQL notion")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relpersistence FROM pg_class WHERE relname = %s",
+            [PendingPublication._meta.db_table],
+        )
+        assert cursor.fetchone() == ("u",)
