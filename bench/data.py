@@ -84,7 +84,7 @@ class Workload:
 
     @property
     def objects(self) -> list[dict[str, Any]]:
-        return self.document["objects"]  # type: ignore[no-any-return]
+        return self.document["objects"]
 
     def body(self) -> bytes:
         return json.dumps(self.document, separators=(",", ":")).encode()

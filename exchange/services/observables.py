@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,8 +57,33 @@ class _Version:
 
     def observables(self) -> tuple[list[obs.Observable], str]:
         """(observables, name) of this version."""
-        data = json.loads(self.body)
-        return obs.observables_in_object(data), _clean_name(data.get("name"))
+        return index_entries(json.loads(self.body))
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """A version the publisher has just stored, with the index entries it took from the
+    object it validated (`index_entries`): nothing is read back or parsed again."""
+
+    pk: int
+    stix_id: str
+    stix_type: str
+    modified: datetime
+    valid_until: datetime | None
+    found: list[obs.Observable]
+    name: str
+
+    def observables(self) -> tuple[list[obs.Observable], str]:
+        """(observables, name) of this version."""
+        return self.found, self.name
+
+
+def index_entries(data: dict[str, Any]) -> tuple[list[obs.Observable], str]:
+    """(observables, name) the index holds for this stored object; nothing for a type the
+    index does not cover."""
+    if data.get("type") not in _INDEXED_TYPES:
+        return [], ""
+    return obs.observables_in_object(data), _clean_name(data.get("name"))
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -107,7 +132,7 @@ def _already_indexed(version_ids: list[int]) -> set[int]:
     return done
 
 
-def _revised(versions: list[_Version]) -> list[str]:
+def _revised(versions: Sequence[_Version | PublishedVersion]) -> list[str]:
     """The objects among `versions` that have other stored versions (whoever may read them)."""
     mine: dict[str, int] = defaultdict(int)
     for version in versions:
@@ -184,34 +209,58 @@ def index_versions(version_ids: Sequence[int]) -> int:
         versions = [v for v in _load_versions(ids) if v.pk not in already]
         if not versions:
             return 0
-        revised = _revised(versions)
-        latest_pk = _latest_versions(revised) if revised else {}
-        keys = _inherited_keys(revised, {v.pk for v in versions}) if revised else {}
-        rows = []
-        for version in versions:
-            found, name = version.observables()
-            if not found:
-                continue
-            is_latest = latest_pk.get(version.stix_id, version.pk) == version.pk
-            for item in found:
-                rows.append(
-                    (
-                        version.pk,
-                        version.stix_id,
-                        version.stix_type,
-                        item.kind,
-                        item.value,
-                        item.prefix,
-                        version.modified,
-                        version.valid_until,
-                        name,
-                        is_latest,
-                        keys.get((version.stix_id, item.kind, item.value)),
-                    )
+        return _index(versions, _revised(versions))
+
+
+def index_published(
+    versions: Sequence[PublishedVersion], *, other_versions: Collection[str]
+) -> int:
+    """Index versions a publisher has just stored, inside its transaction and under its
+    publish lock; return how many rows were written. `other_versions` holds the ids the
+    publisher found other stored versions of (before and under the lock): only those can
+    have a newer version, so only they are looked up. The versions are new rows, never
+    indexed before."""
+    indexed = [v for v in versions if v.stix_type in _INDEXED_TYPES]
+    if not indexed:
+        return 0
+    maybe_revised = [v for v in indexed if v.stix_id in other_versions]
+    with transaction.atomic():
+        return _index(indexed, _revised(maybe_revised) if maybe_revised else [])
+
+
+_INDEXED_TYPES = frozenset(obs.INDEXED_TYPES)
+
+
+def _index(versions: Sequence[_Version | PublishedVersion], revised: list[str]) -> int:
+    """Write the index rows of `versions`; `revised` are the objects among them with other
+    stored versions, whose `is_latest` flags are settled against the database."""
+    latest_pk = _latest_versions(revised) if revised else {}
+    keys = _inherited_keys(revised, {v.pk for v in versions}) if revised else {}
+    rows = []
+    for version in versions:
+        found, name = version.observables()
+        if not found:
+            continue
+        is_latest = latest_pk.get(version.stix_id, version.pk) == version.pk
+        for item in found:
+            rows.append(
+                (
+                    version.pk,
+                    version.stix_id,
+                    version.stix_type,
+                    item.kind,
+                    item.value,
+                    item.prefix,
+                    version.modified,
+                    version.valid_until,
+                    name,
+                    is_latest,
+                    keys.get((version.stix_id, item.kind, item.value)),
                 )
-        _insert(rows)
-        if revised:
-            _mark_superseded(revised, latest_pk)
+            )
+    _insert(rows)
+    if revised:
+        _mark_superseded(revised, latest_pk)
     logger.debug("indexed versions=%d observables=%d", len(versions), len(rows))
     return len(rows)
 

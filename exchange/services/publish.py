@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -24,6 +24,7 @@ from django.utils import timezone
 from members.choices import Tlp
 from members.models import Member, TrustGroup
 
+from .. import observables as obs
 from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
@@ -31,7 +32,7 @@ from ..signals import objects_published
 from . import anonymity
 from .audiences import audience_for
 from .markings import record_marking_changes
-from .observables import index_versions
+from .observables import PublishedVersion, index_entries, index_published
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,14 @@ def _find_recipient(ref: str, group_ids: tuple[int, ...]) -> Member:
 # --- publishing --------------------------------------------------------------------------------
 
 
+class StorageForm(NamedTuple):
+    """An object as it is stored: its text, and the observables and name it is indexed by."""
+
+    text: str
+    observables: list[obs.Observable]
+    name: str
+
+
 @dataclass
 class _Candidate:
     index: int
@@ -148,7 +157,8 @@ class _Candidate:
     data: dict[str, Any]
     digest: str
     tlp: str
-    body: str = ""  # the stored text, when already written (see `digests_and_bodies`)
+    # What storing needs that takes CPU, prepared on every core (see `storage_forms`).
+    form: StorageForm | None = None
 
 
 def _version_of(data: Any) -> str | None:
@@ -238,9 +248,21 @@ def _check_anonymity(data: dict[str, Any], *, member: Member, traces: anonymity.
         )
 
 
-def _existing_versions(stix_ids: Iterable[str]) -> dict[str, list[tuple[datetime, str, int]]]:
-    """(modified, content hash, producer id) of every stored version of these ids."""
-    found: dict[str, list[tuple[datetime, str, int]]] = defaultdict(list)
+class _Stored(NamedTuple):
+    """What publishing needs to know of one stored version of an object."""
+
+    modified: datetime
+    digest: str
+    producer_id: int
+    anonymous: bool
+
+
+_Existing = dict[str, list[_Stored]]
+
+
+def _existing_versions(stix_ids: Iterable[str]) -> _Existing:
+    """Every stored version of these ids."""
+    found: _Existing = defaultdict(list)
     ids = list(set(stix_ids))
     if not ids:
         return found
@@ -251,7 +273,7 @@ def _existing_versions(stix_ids: Iterable[str]) -> dict[str, list[tuple[datetime
         joined = "\n".join(i for i in ids if "\n" not in i)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT stix_id, modified, content_hash, producer_id FROM {_TABLE} "  # noqa: S608  the table name is ours
+                f"SELECT stix_id, modified, content_hash, producer_id, anonymous FROM {_TABLE} "  # noqa: S608  the table name is ours
                 "WHERE stix_id = ANY(string_to_array(%s, E'\\n'))",
                 [joined],
             )
@@ -262,10 +284,10 @@ def _existing_versions(stix_ids: Iterable[str]) -> dict[str, list[tuple[datetime
             for start in range(0, len(ids), IN_CHUNK)
             for row in StixObject.objects.filter(
                 stix_id__in=ids[start : start + IN_CHUNK]
-            ).values_list("stix_id", "modified", "content_hash", "producer_id")
+            ).values_list("stix_id", "modified", "content_hash", "producer_id", "anonymous")
         )
-    for stix_id, modified, digest, producer_id in rows:
-        found[stix_id].append((modified, digest, producer_id))
+    for stix_id, *stored in rows:
+        found[stix_id].append(_Stored(*stored))
     return found
 
 
@@ -294,13 +316,12 @@ def _publish_objects(
             stored_forms[index] = _normalise(data, member=member, target=target, traces=traces)
         except stix.StixError as exc:
             outcomes[index] = _reject(index, data, exc)
-    written = digests_and_bodies(list(stored_forms.values()))
-    normalised: dict[int, tuple[dict[str, Any], str]] = {}
-    bodies: dict[int, str] = {}
-    for (index, stored_form), (digest, body) in zip(stored_forms.items(), written, strict=True):
-        normalised[index] = (stored_form, digest)
-        bodies[index] = body
-    del stored_forms, written
+    digests = content_hashes(list(stored_forms.values()))
+    normalised: dict[int, tuple[dict[str, Any], str]] = {
+        index: (stored_form, digest)
+        for (index, stored_form), digest in zip(stored_forms.items(), digests, strict=True)
+    }
+    del stored_forms, digests
 
     # Rows committed after this point carry a later date added (see `_recheck_under_lock`).
     seen_up_to = _latest_date_added()
@@ -308,7 +329,7 @@ def _publish_objects(
         d["id"] for d, _ in normalised.values() if isinstance(d.get("id"), str)
     )
     known_digests = {
-        (sid, digest): producer for sid, rows in existing.items() for _, digest, producer in rows
+        (sid, row.digest): row.producer_id for sid, rows in existing.items() for row in rows
     }
     anonymous_ids = set() if target.anonymous else _anonymous_ids(existing, member=member)
 
@@ -341,11 +362,19 @@ def _publish_objects(
         if tlp is None:
             outcomes[index] = Outcome(index, valid.stix_id, _version_of(data), UNCHANGED)
             continue
-        candidates.append(_Candidate(index, valid, data, digest, tlp, bodies[index]))
+        candidates.append(_Candidate(index, valid, data, digest, tlp))
 
     candidates = _drop_repeats_and_conflicts(candidates, existing, outcomes)
+    # Only what will be stored is written out and indexed: a re-published version never is.
+    for cand, form in zip(candidates, storage_forms([c.data for c in candidates]), strict=True):
+        cand.form = form
     version_ids, date_added = _store(
-        candidates, member=member, target=target, outcomes=outcomes, seen_up_to=seen_up_to
+        candidates,
+        member=member,
+        target=target,
+        outcomes=outcomes,
+        seen_up_to=seen_up_to,
+        existing=existing,
     )
     record_marking_changes(member=member, version_ids=version_ids, existing=existing)
     return PublishResult(
@@ -380,13 +409,23 @@ def _collector_paused(size: int) -> AbstractContextManager[None]:
     return stix.collector_paused(size >= BULK_MIN_OBJECTS)
 
 
-def digests_and_bodies(objects: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(content hash, stored text) of each object, in order, on every core for large inputs."""
-    return _parallel_map(_write_share, objects)
+def content_hashes(objects: Sequence[dict[str, Any]]) -> list[str]:
+    """The content hash of each object, in order, on every core for large inputs."""
+    return _parallel_map(_hash_share, objects)
 
 
-def _write_share(objects: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(stix.content_hash(data), stix.dumps(data)) for data in objects]
+def storage_forms(objects: Sequence[dict[str, Any]]) -> list[StorageForm]:
+    """The stored text and the index entries of each object, in order, on every core for
+    large inputs."""
+    return _parallel_map(_storage_share, objects)
+
+
+def _hash_share(objects: Sequence[dict[str, Any]]) -> list[str]:
+    return [stix.content_hash(data) for data in objects]
+
+
+def _storage_share(objects: Sequence[dict[str, Any]]) -> list[StorageForm]:
+    return [StorageForm(stix.dumps(data), *index_entries(data)) for data in objects]
 
 
 def validate_many(objects: Sequence[dict[str, Any]]) -> list[stix.ValidObject | stix.StixError]:
@@ -512,22 +551,14 @@ def _unpack(data: dict[str, Any], item: _Checked) -> stix.ValidObject | stix.Sti
 # --- rules ---------------------------------------------------------------------------------------
 
 
-def _anonymous_ids(
-    existing: dict[str, list[tuple[datetime, str, int]]], *, member: Member
-) -> set[str]:
+def _anonymous_ids(existing: _Existing, *, member: Member) -> set[str]:
     """Which of the member's stored objects it published anonymously: a version under its own
-    name would reveal the producer of the whole history. One query, only when versioning."""
-    own = [sid for sid, rows in existing.items() if any(p == member.pk for _, _, p in rows)]
-    found: set[str] = set()
-    for start in range(0, len(own), IN_CHUNK):
-        found.update(
-            StixObject.objects.filter(
-                stix_id__in=own[start : start + IN_CHUNK],
-                producer=member,
-                anonymous=True,
-            ).values_list("stix_id", flat=True)
-        )
-    return found
+    name would reveal the producer of the whole history."""
+    return {
+        sid
+        for sid, rows in existing.items()
+        if any(row.producer_id == member.pk and row.anonymous for row in rows)
+    }
 
 
 def _check_rules(
@@ -535,13 +566,13 @@ def _check_rules(
     *,
     member: Member,
     target: PublishTarget,
-    existing: dict[str, list[tuple[datetime, str, int]]],
+    existing: _Existing,
 ) -> str | None:
     """The TLP to store the object under, None for something the exchange already defines,
     or a `StixError` for an object this member may not publish."""
     if valid.stix_type == "marking-definition" and valid.stix_id in stix.TLP_MARKINGS:
         return None  # the TLP definitions are built in; a copy in a bundle changes nothing
-    producers = {producer for _, _, producer in existing.get(valid.stix_id, ())}
+    producers = {row.producer_id for row in existing.get(valid.stix_id, ())}
     if producers - {member.pk}:
         raise stix.StixError(
             "Only the producer of an object may publish versions of it.", code="not_producer"
@@ -557,7 +588,7 @@ def _check_rules(
 
 def _drop_repeats_and_conflicts(
     candidates: list[_Candidate],
-    existing: dict[str, list[tuple[datetime, str, int]]],
+    existing: _Existing,
     outcomes: dict[int, Outcome],
 ) -> list[_Candidate]:
     """A version already stored with other content is a conflict; the same version twice in
@@ -566,7 +597,11 @@ def _drop_repeats_and_conflicts(
     for cand in candidates:
         key = (cand.valid.stix_id, cand.valid.modified)
         version = _version_of(cand.data)
-        stored = [d for m, d, _ in existing.get(cand.valid.stix_id, ()) if m == cand.valid.modified]
+        stored = [
+            row.digest
+            for row in existing.get(cand.valid.stix_id, ())
+            if row.modified == cand.valid.modified
+        ]
         earlier = kept.get(key)
         if stored or earlier is not None:
             same = (stored and stored[0] == cand.digest) or (
@@ -612,28 +647,29 @@ def _recheck_under_lock(
     member: Member,
     seen_up_to: datetime | None,
     outcomes: dict[int, Outcome],
-) -> list[_Candidate]:
+) -> tuple[list[_Candidate], set[str]]:
     """Apply the producer and conflict rules again to the few rows another publisher
     committed between our look at the store and our lock. Every such row has a later date
-    added than anything we saw, so they are found through the date-added index."""
+    added than anything we saw, so they are found through the date-added index. Returns the
+    candidates still to store and the ids such rows were found for."""
     recent = StixObject.objects.all()
     if seen_up_to is not None:
         recent = recent.filter(date_added__gt=seen_up_to)
     ids = {cand.valid.stix_id for cand in candidates}
-    newer: dict[str, list[tuple[datetime, str, int]]] = defaultdict(list)
-    for stix_id, modified, digest, producer_id in recent.values_list(
-        "stix_id", "modified", "content_hash", "producer_id"
+    newer: _Existing = defaultdict(list)
+    for stix_id, modified, digest, producer_id, anonymous in recent.values_list(
+        "stix_id", "modified", "content_hash", "producer_id", "anonymous"
     ).iterator(chunk_size=5000):
         if stix_id in ids:
-            newer[stix_id].append((modified, digest, producer_id))
+            newer[stix_id].append(_Stored(modified, digest, producer_id, anonymous))
     if not newer:
-        return candidates
+        return candidates, set()
     kept = []
     for cand in candidates:
         rows = newer.get(cand.valid.stix_id)
         if rows is None:
             kept.append(cand)
-        elif any(producer != member.pk for _, _, producer in rows):
+        elif any(row.producer_id != member.pk for row in rows):
             outcomes[cand.index] = _reject(
                 cand.index,
                 cand.data,
@@ -644,7 +680,7 @@ def _recheck_under_lock(
             )
         else:
             kept.extend(_drop_repeats_and_conflicts([cand], newer, outcomes))
-    return kept
+    return kept, set(newer)
 
 
 def _store(
@@ -654,13 +690,16 @@ def _store(
     target: PublishTarget,
     outcomes: dict[int, Outcome],
     seen_up_to: datetime | None = None,
+    existing: _Existing | None = None,
 ) -> tuple[list[int], datetime | None]:
+    """Insert the candidates under the publish lock, index their observables and commit.
+    `existing` is what the publisher read of the store before taking the lock."""
     if not candidates:
         return [], None
     audiences: dict[str, Audience] = {}
     with transaction.atomic():
         date_added = _take_publish_lock()
-        candidates = _recheck_under_lock(
+        candidates, stored_meanwhile = _recheck_under_lock(
             candidates, member=member, seen_up_to=seen_up_to, outcomes=outcomes
         )
         rows = []
@@ -691,11 +730,12 @@ def _store(
                     valid.confidence,
                     valid.sighting_of_ref,
                     cand.digest,
-                    cand.body or stix.dumps(cand.data),
+                    _form_of(cand).text,
                 )
             )
         inserted = _insert_rows(rows, date_added=date_added)
         version_ids = []
+        new_versions = []
         for cand in candidates:
             pk = inserted.get((cand.valid.stix_id, cand.valid.modified))
             outcome = STORED if pk is not None else UNCHANGED
@@ -704,10 +744,35 @@ def _store(
             )
             if pk is not None:
                 version_ids.append(pk)
-        index_versions(version_ids)  # flow 1: index observables in the same transaction
+                new_versions.append(_published_version(pk, cand))
+        # Flow 1: index observables in the same transaction, from the objects in hand. Only
+        # objects with other stored versions need the database to say which is the latest.
+        other_versions = stored_meanwhile.union(
+            sid for sid, rows in (existing or {}).items() if rows
+        )
+        index_published(new_versions, other_versions=other_versions)
         transaction.on_commit(lambda: _announce(member, version_ids, date_added, target))
     logger.info("published member=%s stored=%d", member.pk, len(version_ids))
     return version_ids, date_added
+
+
+def _form_of(cand: _Candidate) -> StorageForm:
+    if cand.form is None:
+        cand.form = StorageForm(stix.dumps(cand.data), *index_entries(cand.data))
+    return cand.form
+
+
+def _published_version(pk: int, cand: _Candidate) -> PublishedVersion:
+    valid, form = cand.valid, _form_of(cand)
+    return PublishedVersion(
+        pk=pk,
+        stix_id=valid.stix_id,
+        stix_type=valid.stix_type,
+        modified=valid.modified,
+        valid_until=valid.valid_until,
+        found=form.observables,
+        name=form.name,
+    )
 
 
 # The columns `_store` fills, in the order of its row tuples.

@@ -94,3 +94,20 @@ def test_a_malformed_large_bundle_is_refused_before_queueing(member_client, smal
     response = alice.publish_raw(b'{"type":"bundle","objects":[' + b"{}," * 20 + b"]}")
     assert response.status_code == 400
     assert not PublishStatus.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_payload_lost_in_a_database_crash_completes_the_status_with_an_error(
+    member_client, small_sync_limit, django_capture_on_commit_callbacks
+):
+    """A status whose payload is gone (deleted by hand, or a restore from an older backup)
+    must say so, not wait forever or store half of it."""
+    alice = member_client("Alice")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = alice.publish(large_bundle()[0])
+    assert response.status_code == 202, response.content
+    PendingPublication.objects.all().delete()
+    status = complete_publication(status_id=response.json()["id"])
+    assert status is not None and status.state == PublishStatus.State.COMPLETE
+    assert status.error is not None and status.error["code"] == "payload_missing"
+    assert not StixObject.objects.exists()

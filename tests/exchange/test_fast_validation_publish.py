@@ -12,10 +12,12 @@ import pytest
 from django.test import override_settings
 
 from exchange import stix
-from exchange.models import PendingPublication, PublishStatus, StixObject
+from exchange.models import Observable, PendingPublication, PublishStatus, StixObject
 from exchange.services import bundles, publish
+from exchange.services import observables as indexing
+from exchange.services.observables import index_entries
 from exchange.signals import objects_published
-from tests.factories import bundle, indicator, make_member
+from tests.factories import bundle, indicator, ipv4, make_member, new_version, note
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,16 +78,14 @@ def test_a_helper_that_cannot_start_is_replaced_by_in_process_work(
 ) -> None:
     monkeypatch.setattr(publish, "_start_helper", lambda work, items, share: None)
     objects = [indicator() for _ in range(30)]
-    assert publish.digests_and_bodies(objects) == [
-        (stix.content_hash(o), stix.dumps(o)) for o in objects
-    ]
+    assert publish.content_hashes(objects) == [stix.content_hash(o) for o in objects]
+    assert publish.storage_forms(objects) == [(stix.dumps(o), *index_entries(o)) for o in objects]
 
 
 def test_parallel_hashing_gives_the_sequential_results(bulk_paths: None) -> None:
     objects = [{**indicator(), "x_n": i, "x_f": 1e-05 * i} for i in range(40)]
-    assert publish.digests_and_bodies(objects) == [
-        (stix.content_hash(o), stix.dumps(o)) for o in objects
-    ]
+    assert publish.content_hashes(objects) == [stix.content_hash(o) for o in objects]
+    assert publish.storage_forms(objects) == [(stix.dumps(o), *index_entries(o)) for o in objects]
 
 
 def test_bulk_publish_reports_every_object_in_order_and_stores_the_valid_ones(
@@ -259,3 +259,59 @@ def test_postgres_stores_with_copy_and_sqlite_with_bulk_insert(
     assert result.count("stored") == 12
     assert calls == ([12] if connection.vendor == "postgresql" else [])
     assert sorted(result.version_ids) == sorted(StixObject.objects.values_list("id", flat=True))
+
+
+def _index_rows() -> list[tuple[Any, ...]]:
+    """The index, without the columns that name index rows (ids and the rule keys drawn
+    from them), which a rebuild numbers afresh."""
+    return sorted(
+        Observable.objects.values_list(
+            "version_id",
+            "stix_id",
+            "object_type",
+            "kind",
+            "value",
+            "prefix",
+            "modified",
+            "valid_until",
+            "name",
+            "is_latest",
+        )
+    )
+
+
+def test_publishing_indexes_what_a_rebuild_from_the_stored_bodies_indexes(
+    bulk_paths: None,
+) -> None:
+    """Publishing indexes from the objects in hand, never reading a body back; the index it
+    builds must be the one `reindex` builds from the stored texts, `is_latest` included,
+    across new versions, an older version arriving late and repeats in one bundle."""
+    member = make_member("Index Producer")
+    target = publish.resolve_target(member=member)
+    first = [
+        indicator(
+            pattern=f"[ipv4-addr:value = '10.2.0.{i}'] AND [domain-name:value = 'h{i}.example']",
+            valid_until="2027-01-01T00:00:00Z",
+        )
+        for i in range(30)
+    ]
+    first += [ipv4(f"192.0.2.{i}") for i in range(5)] + [note() for _ in range(5)]
+    publish.publish_objects(member=member, objects=first, target=target)
+    later = [
+        new_version(obj, "2026-03-01T00:00:00.000Z", name=f"changed {i}")
+        for i, obj in enumerate(first[:10])
+    ]
+    repeated = [copy.deepcopy(later[0])]
+    fresh = [indicator(value=f"10.3.0.{i}") for i in range(10)]
+    publish.publish_objects(
+        member=member, objects=later + repeated + fresh + first[15:], target=target
+    )
+    # Older than the newest versions, newer than the first: never the latest.
+    late = [new_version(obj, "2026-02-01T00:00:00.000Z") for obj in first[:5]]
+    publish.publish_objects(member=member, objects=late, target=target)
+
+    published = _index_rows()
+    assert len(published) == 2 * (30 + 10 + 5) + 5 + 10
+    assert sum(row[-1] for row in published) == 2 * 30 + 5 + 10  # newest versions only
+    indexing.reindex(batch_size=7)
+    assert _index_rows() == published
