@@ -11,12 +11,14 @@ Then, against gunicorn on loopback, with a read-only token of another member:
 - batch: POST /api/v1/lookup/ with BENCH_S6_BATCH (default 100,000) observables, about 10%
   of them indexed (some only through CIDR containment) and the rest unknown addresses,
   names, URLs and hashes; BENCH_S6_RUNS (default 5) requests one after another, and the same
-  from two clients at once (gunicorn runs two workers); every answer is checked: exactly the
+  from two clients at once (gunicorn runs BENCH_S6_WEB_WORKERS workers, default 3 as in
+  docker-compose.yml); every answer is checked: exactly the
   expected values match.
 - single: BENCH_S6_SINGLE (default 1,000) lookups of one observable each (half hits), one
   after another; p50/p95/p99 latency of the whole HTTP request.
 
-Sizes: BENCH_S6_INDICATORS (default 1,000,000). Run: `python -m bench S6`.
+Sizes: BENCH_S6_INDICATORS (default 1,000,000). Redis database: BENCH_S6_REDIS_DB (default
+11). Run: `python -m bench S6`.
 """
 
 from __future__ import annotations
@@ -269,8 +271,13 @@ def run() -> bool:
         f"{singles:,} single lookups",
         flush=True,
     )
+    # Redis database 11 is S6's own (S7 uses 14), so S6 and S7 can run beside each other and
+    # beside the other benchmarks; web workers as the compose file runs them (WEB_CONCURRENCY).
     with Stack(
-        "s6", web_workers=2, celery_concurrency=1, redis_db=env_int("BENCH_REDIS_DB", 12)
+        "s6",
+        web_workers=env_int("BENCH_S6_WEB_WORKERS", 3),
+        celery_concurrency=1,
+        redis_db=env_int("BENCH_S6_REDIS_DB", 11),
     ) as stack:
         out = stack.log_dir / "seed.json"
         started = time.perf_counter()

@@ -187,7 +187,7 @@ def run() -> bool:
     # Three web workers, as the compose file runs by default (WEB_CONCURRENCY=3).
     with Stack(
         "s7",
-        redis_db=env_int("BENCH_REDIS_DB", 14),
+        redis_db=env_int("BENCH_S7_REDIS_DB", 14),
         extra_env=extra,
         web_workers=env_int("BENCH_S7_WEB_WORKERS", 3),
     ) as stack:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -302,9 +303,14 @@ def _json_body(request: Request, limit: int) -> Any:
 
 
 def _json(data: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(
-        json.dumps(data, separators=(",", ":")), status=status, content_type="application/json"
-    )
+    """`data` as compact JSON. orjson encodes a 10,000-match lookup answer about four times
+    faster than `json`; a string it refuses (a lone surrogate that a strictly parsed body may
+    carry back in `invalid_values`) falls back to `json`, which escapes it."""
+    try:
+        body = orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        body = json.dumps(data, separators=(",", ":")).encode()
+    return HttpResponse(body, status=status, content_type="application/json")
 
 
 class LookupView(APIView):

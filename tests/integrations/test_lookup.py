@@ -258,3 +258,35 @@ def test_containment_in_memory_and_through_the_index_agree(member_client, monkey
         "10.21.0.1": 1,
         "1.2.3.4": 1,
     }
+
+
+def test_a_single_lookup_costs_at_most_four_queries(member_client, django_assert_num_queries):
+    """A single lookup is mostly round trips to the database: the token, the candidate index
+    rows and, on a hit only, the reader's visible versions of them and the false-positive
+    reports on them."""
+    alice, bob = member_client("Alice"), member_client("Bob")
+    published(alice, pattern_indicator("[ipv4-addr:value = '198.51.100.9']"))
+    lookup(bob, ["198.51.100.1"])  # the token's last use is written once a minute at most
+    with django_assert_num_queries(2):
+        miss = lookup(bob, ["198.51.100.1"]).json()
+    with django_assert_num_queries(4):
+        hit = lookup(bob, ["198.51.100.9"]).json()
+    assert miss["matched"] == 0 and hit["matched"] == 1
+
+
+def test_answers_carry_non_ascii_text_and_never_fail_to_encode(member_client):
+    """Answers are encoded by orjson (UTF-8, not escaped); a string orjson refuses (a lone
+    surrogate) falls back to `json`, which escapes it, instead of failing the request."""
+    from exchange.api.integrations import _json
+
+    alice, bob = member_client("Alice"), member_client("Bob")
+    published(alice, pattern_indicator("[domain-name:value = 'bücher.example']"))
+    response = lookup(bob, ["bücher.example"])
+    assert "bücher.example".encode() in response.content
+    assert [r["value"] for r in response.json()["results"]] == ["bücher.example"]
+    raw = b'{"observables": ["\\ud800"]}'
+    refused = bob.api.post("/api/v1/lookup/", data=raw, content_type="application/json")
+    assert refused.status_code == 400  # the strict parser refuses it before any lookup
+    fallback = _json({"invalid_values": ["\ud800", "ü"]})
+    assert fallback.status_code == 200
+    assert json.loads(fallback.content) == {"invalid_values": ["\ud800", "ü"]}
