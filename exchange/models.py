@@ -85,7 +85,8 @@ class StixObject(models.Model):
         indexes = [
             models.Index(fields=["date_added", "id"], name="exchange_obj_added_idx"),
             models.Index(fields=["type", "date_added", "id"], name="exchange_obj_type_added_idx"),
-            models.Index(fields=["stix_id", "-modified"], name="exchange_obj_id_mod_idx"),
+            # (stix_id, modified) lookups in either order use the unique constraint's index:
+            # a second index on the same columns only slowed every insert.
             models.Index(
                 fields=["sighting_of_ref"],
                 name="exchange_obj_sighting_idx",
