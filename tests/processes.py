@@ -149,6 +149,10 @@ def start_gunicorn(
             f"127.0.0.1:{port}",
             "-w",
             str(workers),
+            # One import of the application, then forks: the workers are up in a moment.
+            "--preload",
+            "--graceful-timeout",
+            "3",
         ],
         cwd=ROOT,
         env=process_env(**env),
