@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
@@ -114,15 +115,19 @@ def start_worker(
 def _wait_until_ready(
     proc: subprocess.Popen[bytes], broker_url: str, timeout: float = 30.0
 ) -> None:
-    """Ping through the broker the worker uses (a test may give it a private Redis)."""
+    """Ping through the broker the worker uses: a test may give it a private Redis, which
+    a Celery app of its own reaches (the control API publishes on the app's own broker)."""
     deadline = time.monotonic() + timeout
-    with celery_app.connection_for_write(broker_url) as broker:
+    probe = celery_app if broker_url == settings.CELERY_BROKER_URL else Celery(broker=broker_url)
+    try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited early with {proc.returncode}")
-            replies = celery_app.control.ping(timeout=0.5, connection=broker) or []
-            if replies:
+            if probe.control.ping(timeout=0.5):
                 return
+    finally:
+        if probe is not celery_app:
+            probe.close()
     stop_process(proc)
     raise RuntimeError("the worker did not answer a ping in time")
 

@@ -37,6 +37,8 @@ from tests.alerts.receiver import Answer, Receiver, running_receiver
 from tests.alerts.test_integration import WORKER_ENV, pool_children
 from tests.factories import bundle, indicator
 from tests.processes import (
+    PrivatePostgres,
+    PrivateRedis,
     eager_off,
     flush_broker,
     start_gunicorn,
@@ -354,3 +356,127 @@ def test_simultaneous_reports_through_gunicorn_open_one_activation(member_client
     assert AttackReport.objects.count() == len(reporters)
     assert sorted(body["joined"] for _, body in answers) == [False] + [True] * 5
     assert len({body["activation"]["id"] for _, body in answers}) == 1
+
+
+# --- b. Redis restarted empty with messages queued and tasks in flight -----------------------
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis().start()
+    yield server
+    server.stop()
+
+
+def test_redis_restarted_empty_with_messages_queued_and_a_send_in_flight(
+    member_client, receiver, fault_env, procs, private_redis, tmp_path
+):
+    alice, bob = member_client("Alice"), member_client("Bob")
+    bob_path = hook(bob.member, receiver)
+    receiver.script(bob_path, Answer(200, delay=1.8), Answer(200))  # the first send is slow
+    env = {"REDIS_URL": private_redis.url, "CELERY_BROKER_URL": private_redis.url}
+    web_proc, port = start_gunicorn(log_path=tmp_path / "web.log", **env)
+    procs.append(web_proc)
+    procs.append(start_worker(beat=True, log_path=tmp_path / "worker.log", **env))
+
+    def publish(obj: dict[str, Any]) -> None:
+        status, answer = post(
+            port, "/api/v1/bundles/", alice.token, json.dumps(bundle(obj)).encode()
+        )
+        assert status == 201, answer
+
+    objects = [indicator(), indicator(), indicator()]
+    publish(objects[0])
+    assert wait_for(lambda: receiver.received(bob_path), timeout=20)
+    # The only pool process is busy sending: these fan-outs wait in Redis.
+    publish(objects[1])
+    publish(objects[2])
+    assert FanoutJob.objects.filter(done_at=None).count() == 2
+    private_redis.restart_empty()
+
+    assert wait_for(lambda: all_delivered(3), timeout=40), list(
+        Delivery.objects.values_list("state", "attempts", "last_error_class")
+    )
+    assert_exactly_once(receiver, webhook_rows(), {bob_path: {o["id"] for o in objects}})
+    assert not FanoutJob.objects.filter(done_at=None).exists()
+
+
+# --- c. PostgreSQL restarted during a fan-out ---------------------------------------------------
+
+
+def sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def webhook_rows_at(url: str) -> list[tuple[str, str, str]]:
+    rows = sql(
+        url,
+        "SELECT e.url, d.webhook_id, d.state FROM alerts_delivery d"
+        " JOIN members_webhookendpoint e ON e.id = d.endpoint_id WHERE d.channel = 'webhook'",
+    )
+    return [(urlsplit(endpoint).path, webhook_id, state) for endpoint, webhook_id, state in rows]
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres().init()
+    yield server
+    server.destroy()
+
+
+def test_postgres_restarted_during_a_fanout(
+    member_client, receiver, fault_env, procs, private_postgres, tmp_path
+):
+    alice, bob, carol = member_client("Alice"), member_client("Bob"), member_client("Carol")
+    paths = [hook(bob.member, receiver), hook(carol.member, receiver)]
+    # Members, tokens and endpoints made here are copied to the server this test restarts;
+    # from now on the application runs only in the processes started below.
+    url = private_postgres.copy_database(database_url(), "phalanx")
+    env = {"DATABASE_URL": url, "PHALANX_ALERTS_FANOUT_CHUNK": "2"}
+    web_proc, port = start_gunicorn(log_path=tmp_path / "web.log", **env)
+    procs.append(web_proc)
+
+    def publish(objects: list[dict[str, Any]]) -> None:
+        raw = json.dumps(bundle(*objects)).encode()
+        status, answer = post(port, "/api/v1/bundles/", alice.token, raw)
+        assert status == 201, answer
+
+    objects = [indicator() for _ in range(6)]
+    publish(objects)  # three fan-out jobs of two versions each
+    jobs = [pk for (pk,) in sql(url, "SELECT id FROM alerts_fanoutjob ORDER BY id")]
+    assert len(jobs) == 3
+    holder = lock_row(url, "alerts_fanoutjob", jobs[1])
+    procs.append(start_worker(beat=True, log_path=tmp_path / "worker.log", **env))
+    assert wait_for(
+        lambda: (
+            sql(url, "SELECT done_at FROM alerts_fanoutjob WHERE id = %s", jobs[0])[0][0]
+            and waiting_on_a_lock(url)
+        ),
+        timeout=30,
+    ), "the second fan-out did not start"
+    private_postgres.stop()  # every connection dies: the worker's, gunicorn's, the lock's
+    holder.close()
+    private_postgres.start()
+
+    later = [indicator()]
+    publish(later)  # the web process carries on with the restarted server
+    expected = {o["id"] for o in objects + later}
+
+    def settled() -> bool:
+        rows = webhook_rows_at(url)
+        return len(rows) == 8 and {state for _, _, state in rows} == {"delivered"}
+
+    assert wait_for(settled, timeout=60), webhook_rows_at(url)
+    assert_exactly_once(receiver, webhook_rows_at(url), {path: expected for path in paths})
+    # No half-written outbox: one alert per member and version, each in a message that has
+    # its delivery; every job done once.
+    assert sql(url, "SELECT count(*), count(DISTINCT (member_id, version_id)) FROM alerts_alert")[
+        0
+    ] == (14, 14)
+    assert sql(
+        url,
+        "SELECT count(*) FROM alerts_message m WHERE NOT EXISTS"
+        " (SELECT 1 FROM alerts_delivery d WHERE d.message_id = m.id)",
+    ) == [(0,)]
+    assert sql(url, "SELECT count(*) FROM alerts_fanoutjob WHERE done_at IS NULL") == [(0,)]
