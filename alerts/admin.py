@@ -80,5 +80,7 @@ class FanoutJobAdmin(ReadOnlyAdmin):
         "last_id",
         "created_at",
         "done_at",
+        "attempts",
+        "failed_at",
     ]
     list_filter = ["kind"]

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from exchange.models import StixObject
@@ -79,9 +80,20 @@ def plan_deletion(*, producer_id: int, stix_id: str, versions: Sequence[str]) ->
 # --- running a job -----------------------------------------------------------------------------
 
 
+MAX_JOB_RUNS = 5
+
+
 def run_job(*, job_id: int) -> int:
-    """Do the work of one job once; return the number of messages written."""
+    """Do the work of one job once; return the number of messages written. A job whose runs
+    keep crashing is given up (logged, `failed_at`, left to staff) after MAX_JOB_RUNS runs."""
     now = timezone.now()
+    # Counted in its own commit, before the work: a run that dies still counts.
+    open_jobs = FanoutJob.objects.filter(pk=job_id, done_at=None, failed_at=None)
+    if not open_jobs.update(attempts=F("attempts") + 1):
+        return 0  # done already (a duplicate task message), given up, or gone
+    if open_jobs.filter(attempts__gt=MAX_JOB_RUNS).update(failed_at=now):
+        logger.error("fan-out job=%s failed %d runs: given up", job_id, MAX_JOB_RUNS)
+        return 0
     with transaction.atomic():
         job = FanoutJob.objects.select_for_update().filter(pk=job_id, done_at=None).first()
         if job is None:

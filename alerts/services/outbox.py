@@ -311,7 +311,7 @@ def sweep(*, now: datetime | None = None) -> tuple[int, int]:
         Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)
         enqueue(ids)
     jobs = list(
-        FanoutJob.objects.filter(done_at=None, created_at__lte=now - grace)
+        FanoutJob.objects.filter(done_at=None, failed_at=None, created_at__lte=now - grace)
         .order_by("id")
         .values_list("id", flat=True)[:SWEEP_BATCH]
     )

@@ -30,6 +30,7 @@ import pytest
 from alerts.choices import Channel, DeliveryState
 from alerts.models import Delivery, FanoutJob
 from alerts.response.models import Activation, AttackReport
+from alerts.services.fanout import MAX_JOB_RUNS
 from exchange.models import StixObject
 from members import alerting
 from members.models import Member
@@ -480,3 +481,16 @@ def test_postgres_restarted_during_a_fanout(
         " (SELECT 1 FROM alerts_delivery d WHERE d.message_id = m.id)",
     ) == [(0,)]
     assert sql(url, "SELECT count(*) FROM alerts_fanoutjob WHERE done_at IS NULL") == [(0,)]
+
+
+def test_fanout_job_that_keeps_failing_is_given_up(member_client, fault_env, procs, tmp_path):
+    alice = member_client("Alice")
+    member_client("Bob")
+    # A job whose chunk cannot be read (its row lost its date added): every run raises.
+    job = FanoutJob.objects.create(kind=FanoutJob.Kind.PUBLICATION, producer=alice.member)
+    procs.append(start_worker(beat=True, log_path=tmp_path / "worker.log"))
+    assert wait_for(lambda: FanoutJob.objects.get(pk=job.pk).failed_at is not None, timeout=40)
+    time.sleep(3)  # the sweeper leaves it alone from now on
+    job.refresh_from_db()
+    assert (job.attempts, job.done_at) == (MAX_JOB_RUNS + 1, None)
+    assert "given up" in (tmp_path / "worker.log").read_text()
