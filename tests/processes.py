@@ -116,9 +116,14 @@ def _wait_until_ready(
     proc: subprocess.Popen[bytes], broker_url: str, timeout: float = 30.0
 ) -> None:
     """Ping through the broker the worker uses: a test may give it a private Redis, which
-    a Celery app of its own reaches (the control API publishes on the app's own broker)."""
+    a Celery app of its own reaches (the control API publishes on the app's own broker).
+    The probe must not become the current app: shared tasks would then send there."""
     deadline = time.monotonic() + timeout
-    probe = celery_app if broker_url == settings.CELERY_BROKER_URL else Celery(broker=broker_url)
+    probe = (
+        celery_app
+        if broker_url == settings.CELERY_BROKER_URL
+        else Celery(broker=broker_url, set_as_current=False)
+    )
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
