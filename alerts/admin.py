@@ -88,6 +88,8 @@ class FanoutJobAdmin(ReadOnlyAdmin):
         "last_id",
         "created_at",
         "done_at",
+        "attempts",
+        "failed_at",
     ]
     list_filter = ["kind"]
 

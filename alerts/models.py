@@ -44,6 +44,10 @@ class FanoutJob(models.Model):
     versions = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     done_at = models.DateTimeField(null=True, blank=True)
+    # Runs started, counted before each run's work: a job whose runs keep crashing (an error,
+    # or a worker killed) is given up at `failed_at` after a bounded number of runs.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

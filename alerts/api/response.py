@@ -299,6 +299,10 @@ class ActivationSerializer(serializers.Serializer):
 class AttackReportResultSerializer(serializers.Serializer):
     report_id = serializers.UUIDField()
     joined = serializers.BooleanField(help_text="True if the report joined an open activation")
+    replayed = serializers.BooleanField(
+        help_text="True if this Idempotency-Key filed the report before: nothing new was "
+        "stored, and `results` is empty"
+    )
     activation = ActivationSerializer()
     results = serializers.ListField(
         child=serializers.DictField(), help_text="Per published object: id, version, outcome"
@@ -391,13 +395,39 @@ def _observables(raw: list[Any]) -> list[tuple[str | None, str]]:
     return found
 
 
+IDEMPOTENCY_KEY_MAX = 100
+
+
+def idempotency_key(request: Request) -> str:
+    """The `Idempotency-Key` header: printable ASCII, at most 100 characters; "" if absent."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX or not (key.isascii() and key.isprintable()):
+        raise PhalanxError(
+            f"Idempotency-Key must be printable ASCII of at most {IDEMPOTENCY_KEY_MAX} characters.",
+            code="bad_idempotency_key",
+        )
+    return key
+
+
 class AttackReportView(APIView):
-    """Report an attack (write scope), or list the caller's own reports."""
+    """Report an attack (write scope), or list the caller's own reports. A client that may
+    send a report twice (a retry after a timeout) sends an `Idempotency-Key`; the same key
+    again answers 200 with the report it filed first, and files nothing."""
 
     @extend_schema(
         operation_id="report_attack",
         request=AttackReportInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                description="Any unique string (a UUID): a retry with the same key files no "
+                "second report",
+            )
+        ],
         responses={
+            200: AttackReportResultSerializer,
             201: AttackReportResultSerializer,
             413: ErrorSerializer,
             415: ErrorSerializer,
@@ -406,6 +436,7 @@ class AttackReportView(APIView):
     )
     def post(self, request: Request) -> Response:
         member = acting_member(request)
+        key = idempotency_key(request)
         data = valid_data(
             AttackReportInputSerializer, json_document(request, limit=REPORT_MAX_BODY)
         )
@@ -421,6 +452,7 @@ class AttackReportView(APIView):
             member=member,
             target=target,
             actor=member_actor(request),
+            idempotency_key=key,
             data=reports.ReportInput(
                 summary=data["summary"],
                 severity=data["severity"],
@@ -434,10 +466,11 @@ class AttackReportView(APIView):
         body = {
             "report_id": str(outcome.report.uid),
             "joined": outcome.joined,
+            "replayed": outcome.replayed,
             "activation": views.activation_view(outcome.activation, member),
             "results": outcome.results,
         }
-        return Response(body, status=201)
+        return Response(body, status=200 if outcome.replayed else 201)
 
     @extend_schema(
         operation_id="list_attack_reports",

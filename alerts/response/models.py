@@ -126,6 +126,9 @@ class AttackReport(models.Model):
         Audience, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     indicator_ids = models.JSONField(default=list, blank=True)
+    # The client's `Idempotency-Key`: a report sent again with the same key (a retry after a
+    # timeout) answers with this report instead of filing a second one.
+    idempotency_key = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField()
 
     class Meta:
@@ -136,6 +139,12 @@ class AttackReport(models.Model):
                 fields=["incident_stix_id"],
                 condition=~Q(incident_stix_id=""),
                 name="%(app_label)s_%(class)s_once_per_incident",
+            ),
+            # One report per reporter and idempotency key.
+            models.UniqueConstraint(
+                fields=["reporter", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="%(app_label)s_%(class)s_once_per_key",
             ),
         ]
 

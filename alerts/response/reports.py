@@ -70,6 +70,8 @@ class ReportOutcome:
     activation: Activation
     joined: bool
     results: list[dict[str, Any]] = field(default_factory=list)
+    # True when the report was filed before under the same idempotency key: nothing new.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Facts:
     indicators: list[tuple[str, obs.Observable, str]]
     drill: bool = False
     group_ids: tuple[int, ...] = ()
+    idempotency_key: str = ""
 
 
 # --- anonymity ---------------------------------------------------------------------------------
@@ -178,10 +181,13 @@ def submit_report(
     target: PublishTarget,
     actor: Actor,
     source: str = ReportSource.API,
+    idempotency_key: str = "",
     now: datetime | None = None,
 ) -> ReportOutcome:
     """Publish the report's incident and indicators and open (or join) its activation, all in
-    one transaction: a report with any object the exchange refuses changes nothing."""
+    one transaction: a report with any object the exchange refuses changes nothing. A report
+    whose `idempotency_key` this member used before changes nothing either: the outcome of
+    the first is returned, marked `replayed`."""
     now = now or timezone.now()
     summary, description, severity, techniques = _check_input(data)
     marking = marking_for(data.tlp)
@@ -212,9 +218,15 @@ def submit_report(
         incident_stix_id=incident["id"],
         audience_id=None,
         indicators=_indicators_of([*built, *data.objects]),
+        idempotency_key=idempotency_key,
     )
     with transaction.atomic():
         lifecycle.take_response_lock()
+        if idempotency_key:
+            # Under the response lock, so a retry racing its original sees it or waits for it.
+            earlier = earlier_report(member, idempotency_key)
+            if earlier is not None:
+                return earlier
         # Decided before publishing, so the launch is queued (on commit) ahead of the ordinary
         # fan-out of the published objects: the priority alerts go out first.
         report, activation, joined = declare_or_join(facts, actor=actor, now=now)
@@ -238,6 +250,21 @@ def submit_report(
         if version is not None:
             attach_audience(activation, report, version.audience_id, declared=not joined)
     return ReportOutcome(report, activation, joined, [o.as_dict() for o in result.outcomes])
+
+
+def earlier_report(member: Member, idempotency_key: str) -> ReportOutcome | None:
+    """The outcome of the member's report filed with this key, if there is one."""
+    report = (
+        AttackReport.objects.select_related("activation")
+        .filter(reporter=member, idempotency_key=idempotency_key)
+        .first()
+    )
+    if report is None:
+        return None
+    joined = AttackReport.objects.filter(
+        activation=report.activation, created_at__lt=report.created_at
+    ).exists()
+    return ReportOutcome(report, report.activation, joined, replayed=True)
 
 
 # --- a published incident ----------------------------------------------------------------------
@@ -380,6 +407,7 @@ def declare_or_join(
         incident_stix_id=facts.incident_stix_id,
         audience_id=facts.audience_id,
         indicator_ids=sorted({sid for sid, _, _ in facts.indicators}),
+        idempotency_key=facts.idempotency_key,
         created_at=now,
     )
     added = lifecycle.add_indicators(activation, facts.indicators, now=now)

@@ -28,7 +28,7 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connections, transaction
-from django.db.models import Case, F, When
+from django.db.models import F
 from django.utils import timezone
 
 from members.alerting import check_webhook_url, disable_webhook_endpoint
@@ -141,9 +141,10 @@ def deliver(*, delivery_ids: Sequence[int], claim: str) -> Counter[str]:
     ).update(
         claimed_by=claim,
         claimed_until=now + timedelta(seconds=lease_seconds()),
-        # A run that takes back its own lease (its first try died with the worker) does not
-        # count a new attempt.
-        attempts=Case(When(claimed_by=claim, then=F("attempts")), default=F("attempts") + 1),
+        # A run that takes back its own lease (its try died with the worker) counts a new
+        # attempt too: the receiver was contacted, and a send that kills its worker every
+        # time must still end dead instead of being redelivered for ever.
+        attempts=F("attempts") + 1,
     )
     rows = list(
         Delivery.objects.select_related("message", "member", "endpoint")

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from exchange.models import StixObject
@@ -87,6 +88,9 @@ def plan_deletion(*, producer_id: int, stix_id: str, versions: Sequence[str]) ->
 WRITE_CHUNK = 250
 # Any constant: it names the advisory locks of fan-out jobs among the database's other locks.
 JOB_LOCK_CLASS = 0x414C5254  # "ALRT"
+# Runs of one job before it is given up (logged, `failed_at`, left to staff): a job whose runs
+# keep crashing must end visible, not loop for ever through the sweeper.
+MAX_JOB_RUNS = 5
 
 
 @contextmanager
@@ -112,14 +116,20 @@ def job_lock(job_id: int) -> Iterator[bool]:
 
 def run_job(*, job_id: int) -> int:
     """Do the work of one job once; return the number of messages written. Safe to run twice
-    or after a crash midway: members already alerted about a version are skipped."""
+    or after a crash midway: members already alerted about a version are skipped. A job whose
+    runs keep crashing is given up after MAX_JOB_RUNS runs."""
     now = timezone.now()
     with job_lock(job_id) as held:
         if not held:
             return 0  # another run is doing it (a duplicate task message)
-        job = FanoutJob.objects.filter(pk=job_id, done_at=None).first()
-        if job is None:
-            return 0  # done already, or gone with its producer
+        # Counted in its own commit, before the work: a run that dies still counts.
+        open_jobs = FanoutJob.objects.filter(pk=job_id, done_at=None, failed_at=None)
+        if not open_jobs.update(attempts=F("attempts") + 1):
+            return 0  # done already, given up, or gone with its producer
+        if open_jobs.filter(attempts__gt=MAX_JOB_RUNS).update(failed_at=now):
+            logger.error("fan-out job=%s failed %d runs: given up", job_id, MAX_JOB_RUNS)
+            return 0
+        job = FanoutJob.objects.get(pk=job_id)
         if job.kind == FanoutJob.Kind.PUBLICATION:
             written = _fan_out_versions(job, now)
             # Only now: every member chunk has committed its alerts (and queued its sends).

@@ -343,7 +343,7 @@ def sweep(*, now: datetime | None = None) -> tuple[int, int]:
         enqueue([delivery_id for delivery_id, priority in rows if priority], priority=True)
         enqueue([delivery_id for delivery_id, priority in rows if not priority])
     jobs = list(
-        FanoutJob.objects.filter(done_at=None, created_at__lte=now - grace)
+        FanoutJob.objects.filter(done_at=None, failed_at=None, created_at__lte=now - grace)
         .order_by("id")
         .values_list("id", flat=True)[:SWEEP_BATCH]
     )

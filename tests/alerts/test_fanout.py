@@ -216,6 +216,25 @@ def test_a_fanout_job_run_twice_writes_nothing_twice(
     assert len(receiver.received("/bob")) == 1
 
 
+def test_a_fanout_job_that_keeps_failing_is_given_up_and_no_longer_swept(member_client):
+    alice = member_client("Alice")
+    member_client("Bob")
+    # A job whose chunk cannot be read (its row lost its date added): every run raises.
+    job = FanoutJob.objects.create(kind=FanoutJob.Kind.PUBLICATION, producer=alice.member)
+    for _ in range(fanout.MAX_JOB_RUNS):
+        with pytest.raises(AssertionError):
+            fanout.run_job(job_id=job.pk)
+    assert fanout.run_job(job_id=job.pk) == 0  # given up instead of failing again
+    job.refresh_from_db()
+    assert job.failed_at is not None and job.done_at is None
+    assert job.attempts == fanout.MAX_JOB_RUNS + 1
+    later = timezone.now() + timedelta(hours=1)
+    assert outbox.sweep(now=later) == (0, 0)
+    assert fanout.run_job(job_id=job.pk) == 0
+    job.refresh_from_db()
+    assert job.attempts == fanout.MAX_JOB_RUNS + 1
+
+
 def test_large_publication_is_split_into_bounded_jobs(
     member_client, add_webhook, receiver, publish
 ):

@@ -4,6 +4,7 @@ activation per policy, tasks and priority messages for every participant, mergin
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -272,3 +273,38 @@ def test_quiet_hours_and_digests_do_not_hold_a_priority_alert(member_client, com
     assert message.priority and message.due_at <= now + timedelta(minutes=1)
     delivery = Delivery.objects.get(message=message)
     assert delivery.state == "delivered"
+
+
+def post_keyed(client: Any, body: dict[str, Any], key: str) -> Any:
+    return client.api.post("/api/v1/attack-reports/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_a_report_retried_with_its_idempotency_key_files_nothing_new(member_client, committed):
+    alice, bob = member_client("Alice"), member_client("Bob")
+    # No shared indicator: without the key a second report would open a second activation.
+    with committed():
+        first = post_keyed(alice, report_body(), "retry-1")
+    told = Message.objects.filter(member=bob.member).count()
+    with committed():
+        again = post_keyed(alice, report_body(), "retry-1")
+    assert (first.status_code, again.status_code) == (201, 200), again.content
+    assert again.json()["replayed"] is True and first.json()["replayed"] is False
+    assert again.json()["report_id"] == first.json()["report_id"]
+    assert again.json()["activation"]["id"] == first.json()["activation"]["id"]
+    assert (AttackReport.objects.count(), Activation.objects.count()) == (1, 1)
+    assert StixObject.objects.filter(type="incident").count() == 1
+    assert Message.objects.filter(member=bob.member).count() == told > 0  # told once
+
+    # A new key is a new report; a key belongs to the member who sent it.
+    with committed():
+        assert post_keyed(alice, report_body(), "retry-2").status_code == 201
+        assert post_keyed(bob, report_body(), "retry-1").status_code == 201
+    assert (AttackReport.objects.count(), Activation.objects.count()) == (3, 3)
+
+
+@pytest.mark.parametrize("key", ["x" * 101, "caf\u00e9", "tab\there"])
+def test_a_bad_idempotency_key_is_refused_and_changes_nothing(member_client, key):
+    response = post_keyed(member_client("Alice"), report_body("198.51.100.20"), key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_idempotency_key"
+    assert AttackReport.objects.count() == 0
