@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from members.exceptions import NotFound, PhalanxError
 from members.permissions import acting_member
 
+from .. import stix
 from ..models import PublishStatus, StixObject
 from ..paging import Position, clamp_limit, decode_cursor, page_of
 from ..services import bundles, sightings
@@ -40,8 +41,17 @@ def json_response(text: str, status: int = 200) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="application/json")
 
 
-def _bool_param(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes"}
+TRUE_WORDS = frozenset({"1", "true", "yes"})
+FALSE_WORDS = frozenset({"", "0", "false", "no"})
+
+
+def _bool_param(value: str | None, name: str = "anonymous") -> bool:
+    """A yes/no parameter; anything else is refused, not read as "no" (a misspelt
+    `anonymous=on` must not publish under the member's name)."""
+    word = (value or "").strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise PhalanxError(f"{name} must be true or false.", code=f"bad_{name}")
+    return word in TRUE_WORDS
 
 
 def _list_param(request: Request, name: str) -> list[str]:
@@ -125,6 +135,7 @@ class BundleView(APIView):
         if status.state == PublishStatus.State.PENDING:
             return Response(body, status=202)
         if status.total_count and status.failure_count == status.total_count:
+            bundles.discard_rejected(status)
             return Response(
                 {
                     "code": "all_rejected",
@@ -162,8 +173,13 @@ class ObjectListView(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         member = acting_member(request)
-        rows = StixObject.objects.visible_to(member).of_type(*_list_param(request, "type"))
+        types = _list_param(request, "type")
+        if not all(stix.is_type_name(t) for t in types):
+            raise PhalanxError("type takes STIX type names.", code="bad_type")
+        rows = StixObject.objects.visible_to(member).of_type(*types)
         ids = _list_param(request, "id")
+        if not all(stix.is_stix_id(i) for i in ids):
+            raise PhalanxError("id takes STIX identifiers.", code="bad_id")
         if ids:
             rows = rows.filter(stix_id__in=ids[:1000])
         cursor = request.query_params.get("cursor")

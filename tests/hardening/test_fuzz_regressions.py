@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from exchange.models import PublishStatus, StixObject
 from members.models import User
+from tests.factories import bundle, indicator
 
 from .conftest import assert_error_body
 
@@ -44,3 +48,72 @@ def test_every_api_operation_documents_the_shared_errors():
             if method in {"post", "put", "patch"}:
                 shared |= {"413", "415"}
             assert shared <= set(operation["responses"]), (method, path)
+
+
+# --- found by the hostile-input table ------------------------------------------------------------
+
+
+def test_an_all_rejected_bundle_leaves_no_status_behind(member_client):
+    alice = member_client("Alice")
+    response = alice.publish(bundle(indicator(pattern="[ipv4-addr:value = ")))
+    assert assert_error_body(response, 400)["code"] == "all_rejected"
+    assert not PublishStatus.objects.exists()
+
+
+def test_a_chunked_settings_update_is_applied_not_dropped(member_client):
+    """DRF read a body without Content-Length as empty: a chunked PATCH answered 200 and
+    changed nothing. The body now reaches the view."""
+    bob = member_client("Bob")
+    body = b'{"min_confidence": 70}'
+    response = bob.api.generic(
+        "PATCH",
+        "/api/v1/notification-policy/",
+        data=b"",
+        content_type="application/json",
+        CONTENT_LENGTH="",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["min_confidence"] == 70
+
+
+def test_duplicate_keys_in_a_settings_body_are_refused(member_client):
+    """DRF's parser kept the last of two equal keys; the strict parser refuses them."""
+    bob = member_client("Bob")
+    response = bob.api.generic(
+        "PATCH",
+        "/api/v1/notification-policy/",
+        data=b'{"min_confidence": 10, "min_confidence": 90}',
+        content_type="application/json",
+    )
+    assert assert_error_body(response, 400)["code"] == "duplicate_key"
+
+
+@pytest.mark.parametrize("word", ["on", "perhaps", "2", "<script>"])
+def test_a_yes_no_parameter_outside_its_words_is_refused(member_client, word):
+    """`anonymous=on` used to read as "no" and publish under the member's name."""
+    alice = member_client("Alice")
+    response = alice.publish(bundle(indicator()), anonymous=word)
+    assert assert_error_body(response, 400)["code"] == "bad_anonymous"
+    assert not StixObject.objects.exists()
+    unread = alice.api.get("/api/v1/notifications/", {"unread": word})
+    assert assert_error_body(unread, 400)["code"] == "bad_unread"
+
+
+@pytest.mark.parametrize("word,expected", [("yes", True), ("true", True), ("0", False)])
+def test_the_yes_no_words_still_work(member_client, word, expected):
+    alice = member_client("Alice")
+    response = alice.publish(bundle(indicator()), anonymous=word)
+    assert response.status_code == 201, response.content
+    assert alice.api.get("/api/v1/notifications/", {"unread": word}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params,code",
+    [({"type": "Indicator!"}, "bad_type"), ({"id": "indicator--1"}, "bad_id")],
+)
+def test_malformed_object_filters_are_refused(member_client, params, code):
+    alice = member_client("Alice")
+    assert assert_error_body(alice.api.get("/api/v1/objects/", params), 400)["code"] == code
+    assert alice.api.get("/api/v1/objects/", {"type": "x-acme-thing"}).status_code == 200
