@@ -194,6 +194,10 @@ class ObjectListView(APIView):
 
 
 def _latest_visible(request: Request, stix_id: str) -> StixObject:
+    # A malformed id names nothing (and a NUL in it is refused by Postgres): not found, as
+    # any missing id, without a query.
+    if not stix.is_stix_id(stix_id):
+        raise NotFound("No such object.")
     version = StixObject.objects.visible_to(acting_member(request)).latest_of(stix_id)
     if version is None:
         raise NotFound("No such object.")
@@ -211,6 +215,8 @@ class ObjectVersionsView(APIView):
         operation_id="list_object_versions", responses={200: VersionListSerializer, **ERRORS}
     )
     def get(self, request: Request, stix_id: str) -> Response:
+        if not stix.is_stix_id(stix_id):
+            raise NotFound("No such object.")
         versions = list(
             StixObject.objects.visible_to(acting_member(request))
             .filter(stix_id=stix_id)

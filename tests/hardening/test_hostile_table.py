@@ -510,3 +510,51 @@ def test_a_backtracking_regex_in_a_pattern_is_never_run_on_a_request(alice):
     assert lookup.status_code == 200 and sightings.status_code == 200
     # `re` needs about 2**40 steps for this subject: seconds are proof enough it did not run.
     assert time.monotonic() - started < 5
+
+
+# --- NUL bytes and lone surrogates in paths and query strings ---------------------------------
+
+# Postgres refuses NUL in any text parameter; a lookup that passes one through is a 500 there.
+PATH_IDS = [
+    "/api/v1/objects/indicator--a\x00b/",
+    "/api/v1/objects/indicator--a\x00b/versions/",
+    "/api/v1/objects/indicator--a\x00b/sightings/",
+    "/api/v1/status/a\x00b/",
+    "/api/v1/activations/a\x00b/",
+    "/api/v1/activations/a\x00b/timeline/",
+    "/api/v1/response-tasks/a\x00b/",
+    "/api/v1/exports/a\x00b.txt",
+    "/api/v1/active-defense/a\x00b.txt",
+    "/taxii2/api/collections/a\x00b/",
+    "/taxii2/api/collections/a\x00b/objects/",
+    "/taxii2/api/status/a\x00b/",
+]
+NUL_QUERIES = [
+    ("/api/v1/objects/", {"cursor": "a\x00b"}),
+    ("/api/v1/objects/", {"added_after": "2026\x00"}),
+    ("/api/v1/deliveries/", {"state": "dead\x00"}),
+    ("/api/v1/activations/", {"state": "active\x00"}),
+    ("/api/v1/response-tasks/", {"state": "notified\x00"}),
+    ("/api/v1/exports/indicators.csv", {"trust_group": "a\x00b"}),
+    ("/api/v1/exports/indicators.csv", {"tlp": "green\x00"}),
+    ("/api/v1/response/measures/", {"since": "2026\x00"}),
+]
+
+
+@pytest.mark.parametrize("path", PATH_IDS, ids=[p.replace("\x00", "%00") for p in PATH_IDS])
+# A lone surrogate reaches a server only as its (invalid) UTF-8 bytes, percent-encoded.
+@pytest.mark.parametrize("bad", ["\x00", "%ED%A0%80"], ids=["NUL byte", "lone surrogate"])
+def test_a_nul_or_surrogate_in_a_path_is_a_clean_4xx(alice, path, bad):
+    response = alice.api.get(
+        path.replace("\x00", bad), **({"HTTP_ACCEPT": TAXII} if "taxii2" in path else {})
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:200])
+
+
+@pytest.mark.parametrize(
+    "path,params", NUL_QUERIES, ids=[f"{p} {sorted(q)[0]}" for p, q in NUL_QUERIES]
+)
+def test_a_nul_in_a_query_parameter_is_a_clean_4xx(alice, path, params):
+    before = row_counts()
+    assert_error_body(alice.api.get(path, params), 400)
+    assert row_counts() == before
