@@ -68,7 +68,9 @@ def _timestamp_param(request: Request, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if value.tzinfo is not None:
-            value.astimezone(UTC)  # a date at the edge of the calendar overflows in UTC
+            # In UTC: Postgres refuses offsets past 15:59 that Python accepts (a 500 before),
+            # and a date at the edge of the calendar overflows here, a clean 400.
+            value = value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise PhalanxError(f"{name} must be an RFC 3339 timestamp.", code="bad_timestamp") from None
     if value.tzinfo is None:

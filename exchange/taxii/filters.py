@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.http import QueryDict
 
@@ -67,8 +67,9 @@ def parse_timestamp(name: str, raw: str) -> datetime:
             f"2026-01-01T00:00:00.000Z (got {raw[:60]!r})."
         )
     try:
-        return datetime.fromisoformat(text.upper())
-    except ValueError:
+        # In UTC: Postgres refuses offsets past 15:59 that Python accepts.
+        return datetime.fromisoformat(text.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise BadFilter(f"{name} is not a valid date and time ({raw[:60]!r}).") from None
 
 

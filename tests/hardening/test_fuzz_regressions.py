@@ -117,3 +117,16 @@ def test_malformed_object_filters_are_refused(member_client, params, code):
     alice = member_client("Alice")
     assert assert_error_body(alice.api.get("/api/v1/objects/", params), 400)["code"] == code
     assert alice.api.get("/api/v1/objects/", {"type": "x-acme-thing"}).status_code == 200
+
+
+@pytest.mark.parametrize("stamp", ["0329-11-01T15:22:29-20:34", "2026-01-01T00:00:00+23:59"])
+def test_added_after_with_an_offset_postgres_refuses_is_read_in_utc(member_client, stamp):
+    """Found on Postgres: an offset past 15:59 reached the query and was a 500."""
+    alice = member_client("Alice")
+    assert alice.api.get("/api/v1/objects/", {"added_after": stamp}).status_code == 200
+
+
+def test_added_after_at_the_edge_of_the_calendar_is_400(member_client):
+    alice = member_client("Alice")
+    response = alice.api.get("/api/v1/objects/", {"added_after": "0001-01-01T00:00:00+01:00"})
+    assert assert_error_body(response, 400)["code"] == "bad_timestamp"
