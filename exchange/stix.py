@@ -287,6 +287,21 @@ _ID_RE = re.compile(
 )
 
 
+# STIX 2.1 section 3.1: a type name is 3-250 lowercase ASCII letters, digits and hyphens.
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9-]{2,249}")
+
+
+def is_type_name(value: str) -> bool:
+    """Whether `value` can name a STIX type at all (for filters: an unknown but well-formed
+    type matches nothing, a malformed one is the client's mistake)."""
+    return _TYPE_NAME.fullmatch(value) is not None
+
+
+def is_stix_id(value: str) -> bool:
+    """Whether `value` has the form of a STIX identifier (`<type>--<uuid>`)."""
+    return _ID_RE.match(value) is not None
+
+
 def bundle_objects(document: Any) -> list[Any]:
     """The objects of a STIX 2.1 bundle, after checking the envelope itself."""
     if not isinstance(document, dict) or document.get("type") != "bundle":

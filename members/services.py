@@ -139,6 +139,19 @@ def update_member_profile(
     return member
 
 
+def _check_username(username: str) -> None:
+    """Django's own username rule (letters, digits, @.+-_), which the model declares but a
+    service that saves without `full_clean()` would otherwise skip."""
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise PhalanxError(
+            "A username has only letters, digits and @ . + - _.",
+            code="bad_username",
+            errors=[{"field": "username", "message": m} for m in exc.messages],
+        ) from None
+
+
 @transaction.atomic
 def create_user(
     *,
@@ -151,6 +164,7 @@ def create_user(
 ) -> User:
     if role not in Role.values:
         raise PhalanxError(f"Unknown role {role!r}.", code="bad_role")
+    _check_username(username)
     if User.objects.filter(username__iexact=username).exists():
         raise Conflict(f"The username {username!r} is taken.", code="user_exists")
     user = User(username=username, email=email, member=member, role=role, is_staff=is_staff)

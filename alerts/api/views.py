@@ -83,6 +83,13 @@ class AdminView(APIView):
 # --- notifications -----------------------------------------------------------------------------
 
 
+def _unread_only(request: Request) -> bool:
+    word = request.query_params.get("unread", "").strip().lower()
+    if word not in {"", "0", "1", "false", "true", "no", "yes"}:
+        raise PhalanxError("unread must be true or false.", code="bad_unread")
+    return word in {"1", "true", "yes"}
+
+
 class NotificationListView(APIView):
     @extend_schema(
         operation_id="list_notifications",
@@ -92,7 +99,7 @@ class NotificationListView(APIView):
     def get(self, request: Request) -> Response:
         member = acting_member(request)
         rows = Alert.objects.visible_to(member).select_related("version")
-        if request.query_params.get("unread", "").lower() in {"1", "true", "yes"}:
+        if _unread_only(request):
             rows = rows.unread()
         page, next_before = _page(rows, request)
         return Response(

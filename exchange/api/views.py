@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from members.exceptions import NotFound, PhalanxError
 from members.permissions import acting_member
 
+from .. import stix
 from ..models import PublishStatus, StixObject
 from ..paging import Position, clamp_limit, decode_cursor, page_of
 from ..services import bundles, sightings
@@ -40,8 +41,17 @@ def json_response(text: str, status: int = 200) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="application/json")
 
 
-def _bool_param(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes"}
+TRUE_WORDS = frozenset({"1", "true", "yes"})
+FALSE_WORDS = frozenset({"", "0", "false", "no"})
+
+
+def _bool_param(value: str | None, name: str = "anonymous") -> bool:
+    """A yes/no parameter; anything else is refused, not read as "no" (a misspelt
+    `anonymous=on` must not publish under the member's name)."""
+    word = (value or "").strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise PhalanxError(f"{name} must be true or false.", code=f"bad_{name}")
+    return word in TRUE_WORDS
 
 
 def _list_param(request: Request, name: str) -> list[str]:
@@ -58,7 +68,9 @@ def _timestamp_param(request: Request, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if value.tzinfo is not None:
-            value.astimezone(UTC)  # a date at the edge of the calendar overflows in UTC
+            # In UTC: Postgres refuses offsets past 15:59 that Python accepts (a 500 before),
+            # and a date at the edge of the calendar overflows here, a clean 400.
+            value = value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise PhalanxError(f"{name} must be an RFC 3339 timestamp.", code="bad_timestamp") from None
     if value.tzinfo is None:
@@ -125,6 +137,7 @@ class BundleView(APIView):
         if status.state == PublishStatus.State.PENDING:
             return Response(body, status=202)
         if status.total_count and status.failure_count == status.total_count:
+            bundles.discard_rejected(status)
             return Response(
                 {
                     "code": "all_rejected",
@@ -162,8 +175,13 @@ class ObjectListView(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         member = acting_member(request)
-        rows = StixObject.objects.visible_to(member).of_type(*_list_param(request, "type"))
+        types = _list_param(request, "type")
+        if not all(stix.is_type_name(t) for t in types):
+            raise PhalanxError("type takes STIX type names.", code="bad_type")
+        rows = StixObject.objects.visible_to(member).of_type(*types)
         ids = _list_param(request, "id")
+        if not all(stix.is_stix_id(i) for i in ids):
+            raise PhalanxError("id takes STIX identifiers.", code="bad_id")
         if ids:
             rows = rows.filter(stix_id__in=ids[:1000])
         cursor = request.query_params.get("cursor")
@@ -178,6 +196,10 @@ class ObjectListView(APIView):
 
 
 def _latest_visible(request: Request, stix_id: str) -> StixObject:
+    # A malformed id names nothing (and a NUL in it is refused by Postgres): not found, as
+    # any missing id, without a query.
+    if not stix.is_stix_id(stix_id):
+        raise NotFound("No such object.")
     version = StixObject.objects.visible_to(acting_member(request)).latest_of(stix_id)
     if version is None:
         raise NotFound("No such object.")
@@ -195,6 +217,8 @@ class ObjectVersionsView(APIView):
         operation_id="list_object_versions", responses={200: VersionListSerializer, **ERRORS}
     )
     def get(self, request: Request, stix_id: str) -> Response:
+        if not stix.is_stix_id(stix_id):
+            raise NotFound("No such object.")
         versions = list(
             StixObject.objects.visible_to(acting_member(request))
             .filter(stix_id=stix_id)

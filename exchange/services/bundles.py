@@ -54,6 +54,13 @@ def record_result(status: PublishStatus, result: PublishResult) -> PublishStatus
     return status
 
 
+def discard_rejected(status: PublishStatus) -> None:
+    """Forget the status of a publication whose every object was rejected: the client gets the
+    reasons in its 400 and never the status id, so the row would only be litter."""
+    if status.total_count and status.failure_count == status.total_count:
+        status.delete()
+
+
 def publish_bundle(*, member: Member, raw: bytes, target: PublishTarget) -> PublishStatus:
     """Parse and publish a bundle. Malformed envelopes raise before anything is stored; small
     bundles complete now, large ones return a pending status that the ingest task completes."""

@@ -136,7 +136,8 @@ def _bounded_int(raw: list[str], name: str, low: int, high: int) -> int | None:
 def _member_group(member: Member, ref: str) -> TrustGroup:
     """A group the member is in, by slug or collection id; any other reads as unknown."""
     groups = TrustGroup.objects.filter(memberships__member=member)
-    group = groups.filter(slug=ref).first()
+    # A NUL names no group, and Postgres refuses it as a query parameter.
+    group = groups.filter(slug=ref).first() if "\x00" not in ref else None
     if group is None:
         try:
             group = groups.filter(collection_id=uuid.UUID(ref)).first()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.http import QueryDict
 
 from members.exceptions import PhalanxError
 
+from .. import stix
 from ..paging import Position, clamp_limit, decode_cursor
 from ..querysets import StixObjectQuerySet
 
@@ -66,8 +67,9 @@ def parse_timestamp(name: str, raw: str) -> datetime:
             f"2026-01-01T00:00:00.000Z (got {raw[:60]!r})."
         )
     try:
-        return datetime.fromisoformat(text.upper())
-    except ValueError:
+        # In UTC: Postgres refuses offsets past 15:59 that Python accepts.
+        return datetime.fromisoformat(text.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise BadFilter(f"{name} is not a valid date and time ({raw[:60]!r}).") from None
 
 
@@ -103,6 +105,31 @@ def parse_version_match(values: tuple[str, ...], default: VersionMatch) -> Versi
     )
 
 
+# The STIX versions a `match[spec_version]` may name (TAXII 2.1, section 3.4.1).
+SPEC_VERSIONS = frozenset({"2.0", "2.1"})
+
+
+def _ids(query: QueryDict) -> tuple[str, ...]:
+    ids = _values(query, "match[id]")
+    if not all(stix.is_stix_id(i) for i in ids):
+        raise BadFilter("match[id] takes STIX identifiers.", code="bad_id")
+    return ids
+
+
+def _types(query: QueryDict) -> tuple[str, ...]:
+    types = _values(query, "match[type]")
+    if not all(stix.is_type_name(t) for t in types):
+        raise BadFilter("match[type] takes STIX type names.", code="bad_type")
+    return types
+
+
+def _spec_versions(query: QueryDict) -> tuple[str, ...]:
+    versions = _values(query, "match[spec_version]")
+    if not set(versions) <= SPEC_VERSIONS:
+        raise BadFilter("match[spec_version] takes 2.0 or 2.1.", code="bad_spec_version")
+    return versions
+
+
 def parse_filters(
     query: QueryDict, *, supported: frozenset[str], default_version: VersionMatch = LATEST
 ) -> Filters:
@@ -122,12 +149,12 @@ def parse_filters(
         added_after=parse_timestamp("added_after", raw_added_after)
         if raw_added_after is not None
         else None,
-        ids=_values(query, "match[id]") if "id" in supported else (),
-        types=_values(query, "match[type]") if "type" in supported else (),
+        ids=_ids(query) if "id" in supported else (),
+        types=_types(query) if "type" in supported else (),
         version=parse_version_match(_values(query, "match[version]"), default_version)
         if "version" in supported
         else EVERY_VERSION,
-        spec_versions=_values(query, "match[spec_version]") if "spec_version" in supported else (),
+        spec_versions=_spec_versions(query) if "spec_version" in supported else (),
     )
 
 

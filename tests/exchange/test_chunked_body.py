@@ -62,12 +62,19 @@ def gunicorn_url(transactional_db: None, tmp_path) -> Iterator[tuple[str, int]]:
         log.close()
 
 
-def _post_chunked(address: tuple[str, int], token: str, body: bytes) -> tuple[int, dict]:
+def _post_chunked(
+    address: tuple[str, int],
+    token: str,
+    body: bytes,
+    *,
+    method: str = "POST",
+    path: str = "/api/v1/bundles/",
+) -> tuple[int, dict]:
     conn = http.client.HTTPConnection(*address, timeout=30)
     pieces = (body[i : i + 4096] for i in range(0, len(body), 4096))
     conn.request(
-        "POST",
-        "/api/v1/bundles/",
+        method,
+        path,
         body=pieces,
         encode_chunked=True,
         headers={
@@ -96,3 +103,28 @@ def test_chunked_body_over_the_cap_is_413_and_stores_nothing(gunicorn_url, membe
     assert status == 413, body
     assert body["code"] == "payload_too_large"
     assert StixObject.objects.count() == 0
+
+
+def test_chunked_body_reaches_a_drf_view(gunicorn_url, member_client):
+    """DRF reads a body without Content-Length as empty; the chunked-body middleware gives it
+    one, so a chunked settings update is applied instead of silently dropped."""
+    bob = member_client("Bob")
+    status, body = _post_chunked(
+        gunicorn_url,
+        bob.token,
+        b'{"min_confidence": 70}',
+        method="PATCH",
+        path="/api/v1/notification-policy/",
+    )
+    assert status == 200, body
+    assert body["min_confidence"] == 70
+
+
+def test_chunked_drf_body_over_the_cap_is_413(gunicorn_url, member_client):
+    bob = member_client("Bob")
+    huge = b'{"timezone": "' + b"x" * 300_000 + b'"}'  # > the 200 kB cap of this server
+    status, body = _post_chunked(
+        gunicorn_url, bob.token, huge, method="PATCH", path="/api/v1/notification-policy/"
+    )
+    assert status == 413, body
+    assert body["code"] == "payload_too_large"
