@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from members.access import acting_member, member_required
+from members.timestamps import parse_utc
 
 from .models import StixObject
 
@@ -17,10 +18,9 @@ def _version(raw: str | None) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_utc(raw)
     except ValueError:
         raise Http404 from None
-    return value if value.tzinfo is not None else None
 
 
 @member_required

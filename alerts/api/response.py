@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -35,6 +34,7 @@ from members.choices import Scope, Tlp
 from members.exceptions import NotFound, PhalanxError
 from members.models import Member, User
 from members.permissions import acting_member
+from members.timestamps import parse_utc
 
 from ..response import aid, feeds, lifecycle, measures, reports, taskflow, views
 from ..response.choices import (
@@ -574,12 +574,12 @@ def _since(request: Request) -> Any:
     raw = request.query_params.get("since")
     if raw is None:
         return None
-    value = parse_datetime(raw)
-    if value is None or value.tzinfo is None:
+    try:
+        return parse_utc(raw)
+    except ValueError:
         raise PhalanxError(
             "since must be an RFC 3339 timestamp with a time zone.", code="bad_since"
-        )
-    return value
+        ) from None
 
 
 # --- response tasks ----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from members.access import (
 )
 from members.exceptions import PhalanxError
 from members.models import Member, User
+from members.timestamps import parse_utc
 
 from ..forms import TRIAGE_ACTIONS, BulkTriageForm, TriageFilterForm
 from ..models import Alert
@@ -239,12 +240,11 @@ def _version_param(request: HttpRequest) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_utc(raw)
     except ValueError:
-        raise PhalanxError("version must be an RFC 3339 timestamp.", code="bad_version") from None
-    if value.tzinfo is None:
-        raise PhalanxError("version needs a time zone.", code="bad_version")
-    return value
+        raise PhalanxError(
+            "version must be an RFC 3339 timestamp with a time zone.", code="bad_version"
+        ) from None
 
 
 def readable_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -7,7 +7,7 @@ per object on that path.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpResponse
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from members.exceptions import NotFound, PhalanxError
 from members.permissions import acting_member
+from members.timestamps import parse_utc
 
 from .. import stix
 from ..models import PublishStatus, StixObject
@@ -66,16 +67,12 @@ def _timestamp_param(request: Request, name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if value.tzinfo is not None:
-            # In UTC: Postgres refuses offsets past 15:59 that Python accepts (a 500 before),
-            # and a date at the edge of the calendar overflows here, a clean 400.
-            value = value.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise PhalanxError(f"{name} must be an RFC 3339 timestamp.", code="bad_timestamp") from None
-    if value.tzinfo is None:
-        raise PhalanxError(f"{name} needs a time zone (end it with Z).", code="bad_timestamp")
-    return value
+        return parse_utc(raw)
+    except ValueError:
+        raise PhalanxError(
+            f"{name} must be an RFC 3339 timestamp with a time zone (end it with Z).",
+            code="bad_timestamp",
+        ) from None
 
 
 def _int_param(request: Request, name: str) -> int | None:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from members.exceptions import PhalanxError
 from members.models import Member
+from members.timestamps import parse_utc
 
 from .. import stix
 from .lookup import lookup
@@ -94,12 +95,11 @@ def _timestamp(raw: Any, where: str) -> datetime | None:
     if not isinstance(raw, str):
         raise SightingError(f"{where} must be an RFC 3339 timestamp string.")
     try:
-        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        return parse_utc(raw)
     except ValueError:
-        raise SightingError(f"{where} is not an RFC 3339 timestamp: {raw[:40]!r}.") from None
-    if value.tzinfo is None:
-        raise SightingError(f"{where} needs a time zone (end it with Z).")
-    return value.astimezone(UTC)
+        raise SightingError(
+            f"{where} must be an RFC 3339 timestamp with a time zone: {raw[:40]!r}."
+        ) from None
 
 
 def parse_sightings(items: Any) -> list[SiemSighting]:

@@ -130,3 +130,19 @@ def test_added_after_at_the_edge_of_the_calendar_is_400(member_client):
     alice = member_client("Alice")
     response = alice.api.get("/api/v1/objects/", {"added_after": "0001-01-01T00:00:00+01:00"})
     assert assert_error_body(response, 400)["code"] == "bad_timestamp"
+
+
+@pytest.mark.parametrize("stamp", ["0512-02-13T23:04:42-17:25", "2026-01-01T00:00:00+23:59"])
+def test_every_timestamp_parameter_reads_offsets_postgres_refuses_in_utc(member_client, stamp):
+    """Found on Postgres by the API fuzz: `since` of the response measures was a 500. All
+    timestamp parameters share `members.timestamps.parse_utc` now."""
+    alice = member_client("Alice")
+    assert alice.api.get("/api/v1/response/measures/", {"since": stamp}).status_code == 200
+    assert alice.api.get("/api/v1/objects/", {"added_after": stamp}).status_code == 200
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "yesterday", "2026-01-01T00:00"])
+def test_a_bad_since_is_400_not_500(member_client, stamp):
+    alice = member_client("Alice")
+    response = alice.api.get("/api/v1/response/measures/", {"since": stamp})
+    assert assert_error_body(response, 400)["code"] == "bad_since"
