@@ -181,7 +181,7 @@ def spread(activation: Activation, member: Member, *, now: datetime, sighted: st
         .first()
     )
     if task is None:
-        tasks = lifecycle.add_participants(
+        added = lifecycle.add_participants(
             activation, [member.pk], now=now, actor=actor, likely_affected=[member.pk]
         )
         record(
@@ -189,9 +189,9 @@ def spread(activation: Activation, member: Member, *, now: datetime, sighted: st
             EntryKind.SCOPE_WIDENED,
             actor,
             at=now,
-            detail={"members_added": len(tasks), "reason": "sighting"},
+            detail={"members_added": len(added), "reason": "sighting"},
         )
-        task = tasks[0] if tasks else None
+        task = ResponseTask.objects.filter(pk__in=added).first()
     elif not task.likely_affected:
         task.likely_affected = True
         task.save(update_fields=["likely_affected"])

@@ -65,16 +65,23 @@ class Channels:
         """Unsaved delivery rows of `message`, first tried at `due` (default: its due time).
         Rows due now are marked queued: the caller sends their task messages after commit."""
         send_at = max(due or message.due_at, now)
-        rows = []
-        if message.event_type in WEBHOOK_EVENTS:
-            for endpoint_id, event_types in self.endpoints:
-                if not event_types or message.event_type in event_types:
-                    rows.append(self._row(message, Channel.WEBHOOK, endpoint_id, now, send_at))
-        if message.event_type in EMAIL_EVENTS and (
-            self.email or message.event_type == EventType.CIRCUIT_OPENED
-        ):
-            rows.append(self._row(message, Channel.EMAIL, None, now, send_at))
-        return rows
+        return [
+            self._row(message, channel, endpoint_id, now, send_at)
+            for channel, endpoint_id in self.routes(message.event_type)
+        ]
+
+    def routes(self, event_type: str) -> list[tuple[str, int | None]]:
+        """(channel, endpoint id) of each delivery a message of `event_type` gets."""
+        found: list[tuple[str, int | None]] = []
+        if event_type in WEBHOOK_EVENTS:
+            found.extend(
+                (Channel.WEBHOOK, endpoint_id)
+                for endpoint_id, event_types in self.endpoints
+                if not event_types or event_type in event_types
+            )
+        if event_type in EMAIL_EVENTS and (self.email or event_type == EventType.CIRCUIT_OPENED):
+            found.append((Channel.EMAIL, None))
+        return found
 
     def _row(
         self,

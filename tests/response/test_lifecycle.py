@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Message
-from alerts.response import corroboration, lifecycle
-from alerts.response.choices import ActivationState
-from alerts.response.models import Activation, ResponseScan, ResponseTask
+from alerts.response import corroboration, lifecycle, policy
+from alerts.response.choices import ActivationState, EntryKind, TaskState
+from alerts.response.models import Activation, ResponseScan, ResponseTask, TimelineEntry
 from tests.factories import bundle, indicator, sighting
 
 from .conftest import activation_of, post_report, report_body
@@ -43,6 +43,33 @@ def test_launch_in_chunks_reaches_everyone_once(member_client, committed, monkey
         Message.objects.filter(subject_id=str(activation.uid)).values_list("member_id", flat=True)
     )
     assert len(members) == len(set(members)) == 7
+
+
+def test_launched_tasks_are_whole_rows_each_on_the_timeline_once(
+    member_client, committed, monkeypatch
+):
+    monkeypatch.setattr(lifecycle, "LAUNCH_CHUNK", 3)
+    alice = member_client("Alice")
+    [member_client(f"W{n}") for n in range(4)]
+    with committed():
+        activation = activation_of(post_report(alice, report_body("198.51.100.115")))
+    activation.refresh_from_db()
+    due = policy.due_times(activation.severity)
+    first_escalation = policy.escalation_offsets()[0]
+    tasks = list(ResponseTask.objects.filter(activation=activation))
+    assert len(tasks) == 5 and len({t.uid for t in tasks}) == 5
+    for task in tasks:
+        assert task.state == TaskState.NOTIFIED and task.escalation_level == 0
+        assert task.acknowledge_due_at == activation.activated_at + due.acknowledge
+        assert task.assess_due_at == activation.activated_at + due.assess
+        assert task.mitigate_due_at == activation.activated_at + due.mitigate
+        assert task.due_at == task.acknowledge_due_at
+        assert task.next_escalation_at == task.acknowledge_due_at + first_escalation
+        assert not task.likely_affected
+    notified = TimelineEntry.objects.filter(
+        activation=activation, kind=EntryKind.TASK_STATE, to_state=TaskState.NOTIFIED
+    )
+    assert sorted(notified.values_list("task_id", flat=True)) == sorted(t.pk for t in tasks)
 
 
 def test_a_report_after_the_merge_window_opens_a_new_activation(
