@@ -28,7 +28,7 @@ from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
-from . import anonymity
+from . import anonymity, graph
 from .audiences import audience_for
 from .markings import record_marking_changes
 from .observables import index_versions
@@ -690,6 +690,7 @@ def _store(
                     valid.valid_until,
                     valid.confidence,
                     valid.sighting_of_ref,
+                    *graph.relationship_ends(valid.stix_type, cand.data),
                     cand.digest,
                     cand.body or stix.dumps(cand.data),
                 )
@@ -704,6 +705,11 @@ def _store(
             )
             if pk is not None:
                 version_ids.append(pk)
+        graph.store_container_refs(
+            (pk, cand.valid.stix_type, cand.data)
+            for cand in candidates
+            if (pk := inserted.get((cand.valid.stix_id, cand.valid.modified))) is not None
+        )
         index_versions(version_ids)  # flow 1: index observables in the same transaction
         transaction.on_commit(lambda: _announce(member, version_ids, date_added, target))
     logger.info("published member=%s stored=%d", member.pk, len(version_ids))
@@ -725,6 +731,8 @@ _COLUMNS = (
     "valid_until",
     "confidence",
     "sighting_of_ref",
+    "source_ref",
+    "target_ref",
     "content_hash",
     "body",
 )
