@@ -22,6 +22,7 @@ from members.models import Member, TrustGroup
 
 from . import charts
 from .models import Audience, StixObject
+from .querysets import served_body
 from .services import sightings as sighting_service
 from .services import suppression, triage
 
@@ -115,7 +116,7 @@ def object_view(*, member: Member, stix_id: str, modified: datetime | None = Non
     version = StixObject.objects.select_related("producer", "audience").get(pk=chosen_id)
     return ObjectView(
         version=version,
-        data=decode(version.body),
+        data=decode(served_body(member, version)),
         is_latest=chosen_id == versions[0]["id"],
         versions=versions,
         producer=producer_label(

@@ -67,6 +67,10 @@ class StixObject(models.Model):
     confidence = models.SmallIntegerField(null=True)
     # NULL, not "", for non-sightings: the partial index covers sightings only.
     sighting_of_ref = models.CharField(max_length=300, null=True)  # noqa: DJ001
+    # A relationship's ends, NULL for every other type: the graph rule (`querysets.graph_rule`)
+    # checks them against the reader's visible rows without decoding the body.
+    source_ref = models.CharField(max_length=300, null=True)  # noqa: DJ001
+    target_ref = models.CharField(max_length=300, null=True)  # noqa: DJ001
     content_hash = models.CharField(max_length=64)
     body = models.TextField()
 
@@ -92,10 +96,35 @@ class StixObject(models.Model):
                 name="exchange_obj_sighting_idx",
                 condition=Q(sighting_of_ref__isnull=False),
             ),
+            models.Index(
+                fields=["source_ref"],
+                name="exchange_obj_source_idx",
+                condition=Q(source_ref__isnull=False),
+            ),
+            models.Index(
+                fields=["target_ref"],
+                name="exchange_obj_target_idx",
+                condition=Q(target_ref__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.stix_id} @ {self.modified.isoformat()}"
+
+
+class ContainerRef(models.Model):
+    """One id in the `object_refs` of a stored container version (report, grouping, note,
+    opinion, observed-data): what `querysets.graph_rule` looks at to hide a container none of
+    whose refs the reader may see, without decoding bodies."""
+
+    version = models.ForeignKey(StixObject, on_delete=models.CASCADE, related_name="+")
+    ref = models.CharField(max_length=300)
+
+    class Meta:
+        indexes = [models.Index(fields=["version", "ref"], name="exchange_cref_version_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} -> {self.ref}"
 
 
 class PublishStatus(models.Model):

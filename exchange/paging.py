@@ -12,7 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import TextField
@@ -20,7 +20,10 @@ from django.db.models.functions import Cast
 
 from members.exceptions import PhalanxError
 
-from .querysets import StixObjectQuerySet
+from .querysets import StixObjectQuerySet, served_bodies
+
+if TYPE_CHECKING:
+    from members.models import Member
 
 
 class BadCursor(PhalanxError):
@@ -114,11 +117,18 @@ def clamp_limit(requested: int | None) -> int:
     return min(requested, int(limits["PAGE_SIZE_MAX"]))
 
 
-def page_of(queryset: StixObjectQuerySet, *, after: Position | None, limit: int) -> Page:
+def page_of(
+    queryset: StixObjectQuerySet, *, after: Position | None, limit: int, reader: Member
+) -> Page:
+    """A keyset page of the bodies `reader` is served (containers trimmed, `served_bodies`)."""
     rows = queryset.feed_order()
     if after is not None:
         rows = rows.after_position(after.date_added, after.row_id)
-    fetched = list(rows.values_list("id", ADDED_TEXT, "body")[: limit + 1])
+    stored = list(rows.values_list("id", ADDED_TEXT, "type", "producer_id", "body")[: limit + 1])
+    bodies = served_bodies(
+        reader, [(kind, producer, body) for _, _, kind, producer, body in stored]
+    )
+    fetched = [(row[0], row[1], body) for row, body in zip(stored, bodies, strict=True)]
     more = len(fetched) > limit
     page = Page(rows=fetched[:limit], more=more, next_cursor=None)
     return Page(rows=page.rows, more=more, next_cursor=page.resume_cursor if more else None)

@@ -3,12 +3,25 @@ TAXII, exports, counts, dashboard, alert bodies) starts from it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
-from django.db.models import BooleanField, ExpressionWrapper, F, IntegerField, Q, QuerySet, Value
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
+
+from . import stix
 
 if TYPE_CHECKING:
     from members.models import Member
@@ -104,12 +117,129 @@ def visible_audience_ids(member: Member) -> Q:
     return Q(audience_id__in=audience_reach(member=member, only_audience_ids=True))
 
 
+# --- the graph rule ------------------------------------------------------------------------------
+#
+# SECURITY.md: "a relationship is visible only if it and both ends are visible; a container is
+# trimmed to the refs the reader may see". An end or a ref is judged by the audience rule: some
+# version of that id is stored and its audience reaches the reader (a ref that is itself a
+# relationship must also have both ends visible; a ref that is itself a container counts when
+# readable, without looking one level further).
+#
+# An id the exchange does not hold at all (an ATT&CK attack-pattern, a note's pointer to an
+# object nobody published) is kept: the relationship stays visible and the ref stays in the
+# container. Such an id tells the reader nothing about any member's publication: the only
+# thing it could learn is what the producer of the relationship chose to tell it. Hiding them
+# (the strict reading) would hide most real relationships (ATT&CK ends are rarely published)
+# and every note on external ids. The price, accepted and documented in SECURITY.md's terms: when
+# a member later publishes that id to an audience the reader is not in, the relationship
+# disappears (the ref is trimmed) for that reader, which tells it that the id is now held for
+# someone else, never by whom nor what it says.
+#
+# The producer always reads its own relationships and containers whole: it wrote them.
+
+# The types whose `object_refs` are trimmed (STIX 2.1 requires them non-empty when present).
+CONTAINER_TYPES = ("grouping", "note", "observed-data", "opinion", "report")
+
+
+def _readable(member: Member) -> QuerySet[Any]:
+    """The versions whose audience reaches `member` (the audience rule alone)."""
+    from .models import StixObject
+
+    return StixObject.objects.filter(visible_audience_ids(member))
+
+
+def _may_name(rows: QuerySet[Any], ref: str) -> Q:
+    """The id in column `ref` of the outer row names one of `rows`, or nothing the exchange
+    holds. Both are probes of the (stix_id, modified) index; the second runs only when the
+    first finds nothing."""
+    from .models import StixObject
+
+    held = StixObject.objects.filter(stix_id=OuterRef(ref))
+    return Q(Exists(rows.filter(stix_id=OuterRef(ref)))) | Q(~Exists(held))
+
+
+def _ends_visible(member: Member, readable: QuerySet[Any]) -> Q:
+    """Not a relationship (no `source_ref`), or the reader's own, or both its ends visible."""
+    return (
+        Q(source_ref__isnull=True)
+        | Q(producer=member)
+        | (_may_name(readable, "source_ref") & _may_name(readable, "target_ref"))
+    )
+
+
+def _ref_shown(member: Member) -> QuerySet[Any]:
+    """The rows a container ref may name for `member`: readable, and for a relationship with
+    both ends visible."""
+    readable = _readable(member)
+    return readable.filter(_ends_visible(member, readable))
+
+
+def graph_rule(member: Member) -> Q:
+    """The graph half of THE visibility rule, applied by `visible_to` on top of the audience
+    rule: a relationship needs both ends visible; a container left with no ref the reader may
+    see (its required `object_refs` would be empty) is hidden, unless the reader produced it.
+    Only relationship and container rows pay for a subquery; the others are decided by their
+    own columns (`source_ref` NULL, `type`), so the keyset page scan stays on its index."""
+    from .models import ContainerRef
+
+    refs = ContainerRef.objects.filter(version=OuterRef("pk"))
+    kept_ref = refs.filter(_may_name(_ref_shown(member), "ref"))
+    return _ends_visible(member, _readable(member)) & (
+        ~Q(type__in=CONTAINER_TYPES) | Q(producer=member) | ~Exists(refs) | Exists(kept_ref)
+    )
+
+
+def shown_refs(member: Member, ids: Iterable[str]) -> set[str]:
+    """Of `ids`, those a container served to `member` keeps in its `object_refs`: the ones it
+    may see, and the ones the exchange does not hold (see the graph rule above). One query."""
+    from .models import StixObject
+
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    shown = Exists(_ref_shown(member).filter(pk=OuterRef("pk")))
+    held = StixObject.objects.filter(stix_id__in=wanted).annotate(shown=shown)
+    rows = list(held.values_list("stix_id", "shown"))
+    return (set(wanted) - {sid for sid, _ in rows}) | {sid for sid, ok in rows if ok}
+
+
+def served_bodies(member: Member, rows: Sequence[tuple[str, int, str]]) -> list[str]:
+    """The JSON text `member` is served for stored rows given as (type, producer id, body):
+    containers of other producers are re-serialised with `object_refs` trimmed to what the
+    reader may see; every other row is its stored text, untouched. One query when a
+    container is among them, none otherwise."""
+    trimmed = [
+        n
+        for n, (kind, producer, _) in enumerate(rows)
+        if kind in CONTAINER_TYPES and producer != member.pk
+    ]
+    bodies = [body for _, _, body in rows]
+    if not trimmed:
+        return bodies
+    decoded = {n: json.loads(bodies[n]) for n in trimmed}
+    refs = {ref for data in decoded.values() for ref in data.get("object_refs") or ()}
+    keep = shown_refs(member, refs)
+    for n, data in decoded.items():
+        if "object_refs" in data:
+            data["object_refs"] = [ref for ref in data["object_refs"] if ref in keep]
+        bodies[n] = stix.dumps(data)
+    return bodies
+
+
+def served_body(member: Member, version: StixObject) -> str:
+    """The JSON text of one stored version as `member` is served it (see `served_bodies`)."""
+    (body,) = served_bodies(member, [(version.type, version.producer_id, version.body)])
+    return body
+
+
 class StixObjectQuerySet(models.QuerySet["StixObject"]):
     def visible_to(self, member: Member | None) -> StixObjectQuerySet:
-        """Only the versions `member` may read. An inactive member or no member reads nothing."""
+        """Only the versions `member` may read: the audience rule (`audience_reach`) and the
+        graph rule (`graph_rule`). An inactive member or no member reads nothing. Bodies of
+        containers are trimmed when served (`served_bodies`)."""
         if member is None or not member.is_active:
             return self.none()
-        return self.filter(visible_audience_ids(member))
+        return self.filter(visible_audience_ids(member)).filter(graph_rule(member))
 
     def of_type(self, *types: str) -> StixObjectQuerySet:
         return self.filter(type__in=types) if types else self

@@ -12,6 +12,7 @@ from members.access import acting_member, member_required
 from members.timestamps import parse_utc
 
 from .models import StixObject
+from .querysets import served_body
 
 
 def _version(raw: str | None) -> datetime | None:
@@ -35,7 +36,8 @@ def object_raw(request: HttpRequest, stix_id: str) -> HttpResponse:
     version = rows.order_by("-modified").first()
     if version is None:
         raise Http404("No such object.")
-    response = HttpResponse(version.body, content_type="application/json")
+    body = served_body(acting_member(request), version)
+    response = HttpResponse(body, content_type="application/json")
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", stix_id)[:200]
     response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
     return response

@@ -24,6 +24,7 @@ from members.timestamps import parse_utc
 from .. import stix
 from ..models import PublishStatus, StixObject
 from ..paging import Position, clamp_limit, decode_cursor, page_of
+from ..querysets import served_body
 from ..services import bundles, sightings
 from ..services.publish import resolve_target
 from .body import read_capped_body, require_json_media_type
@@ -186,7 +187,8 @@ class ObjectListView(APIView):
         added_after = _timestamp_param(request, "added_after")
         if after is None and added_after is not None:
             rows = rows.filter(date_added__gt=added_after)
-        page = page_of(rows, after=after, limit=clamp_limit(_int_param(request, "limit")))
+        limit = clamp_limit(_int_param(request, "limit"))
+        page = page_of(rows, after=after, limit=limit, reader=member)
         next_cursor = page.resume_cursor or cursor
         head = json.dumps({"more": page.more, "next": next_cursor})
         return json_response(f'{head[:-1]},"objects":{page.bodies_json()}}}')
@@ -206,7 +208,8 @@ def _latest_visible(request: Request, stix_id: str) -> StixObject:
 class ObjectDetailView(APIView):
     @extend_schema(operation_id="get_object", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, stix_id: str) -> HttpResponse:
-        return json_response(_latest_visible(request, stix_id).body)
+        version = _latest_visible(request, stix_id)
+        return json_response(served_body(acting_member(request), version))
 
 
 class ObjectVersionsView(APIView):

@@ -29,7 +29,7 @@ from .. import stix
 from ..exceptions import TargetError
 from ..models import Audience, StixObject
 from ..signals import objects_published
-from . import anonymity
+from . import anonymity, graph
 from .audiences import audience_for
 from .markings import record_marking_changes
 from .observables import PublishedVersion, index_entries, index_published
@@ -729,6 +729,7 @@ def _store(
                     valid.valid_until,
                     valid.confidence,
                     valid.sighting_of_ref,
+                    *graph.relationship_ends(valid.stix_type, cand.data),
                     cand.digest,
                     _form_of(cand).text,
                 )
@@ -751,6 +752,11 @@ def _store(
             sid for sid, rows in (existing or {}).items() if rows
         )
         index_published(new_versions, other_versions=other_versions)
+        graph.store_container_refs(
+            (pk, cand.valid.stix_type, cand.data)
+            for cand in candidates
+            if (pk := inserted.get((cand.valid.stix_id, cand.valid.modified))) is not None
+        )
         transaction.on_commit(lambda: _announce(member, version_ids, date_added, target))
     logger.info("published member=%s stored=%d", member.pk, len(version_ids))
     return version_ids, date_added
@@ -790,6 +796,8 @@ _COLUMNS = (
     "valid_until",
     "confidence",
     "sighting_of_ref",
+    "source_ref",
+    "target_ref",
     "content_hash",
     "body",
 )

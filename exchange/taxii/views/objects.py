@@ -15,6 +15,7 @@ from datetime import datetime
 from django.http import HttpRequest, HttpResponse
 
 from members.exceptions import NotFound
+from members.models import Member
 
 from ...api.body import read_capped_body
 from ...paging import Page, page_of, page_of_values, parse_added
@@ -55,10 +56,12 @@ def envelope_response(page: Page) -> HttpResponse:
     return taxii_response(text, headers=date_added_headers(page.first_added, page.last_added))
 
 
-def object_page(rows: StixObjectQuerySet, scope: StixObjectQuerySet, filters: Filters) -> Page:
-    """A page of stored objects after every filter, `match[version]` included."""
+def object_page(
+    rows: StixObjectQuerySet, scope: StixObjectQuerySet, filters: Filters, reader: Member
+) -> Page:
+    """A page of the objects `reader` is served after every filter, `match[version]` included."""
     matching = matching_versions(rows, scope, filters.version)
-    return page_of(matching, after=filters.after, limit=filters.limit)
+    return page_of(matching, after=filters.after, limit=filters.limit, reader=reader)
 
 
 class ObjectsView(TaxiiView):
@@ -70,7 +73,9 @@ class ObjectsView(TaxiiView):
     def get(self, request: HttpRequest, collection_id: str) -> HttpResponse:
         scope = collection_objects(find_collection(self.member, collection_id), self.member)
         filters = parse_filters(request.GET, supported=LIST_FILTERS)
-        return envelope_response(object_page(apply_filters(scope, filters), scope, filters))
+        return envelope_response(
+            object_page(apply_filters(scope, filters), scope, filters, self.member)
+        )
 
     def post(self, request: HttpRequest, collection_id: str) -> HttpResponse:
         require_taxii_content_type(request.META.get("CONTENT_TYPE"))
@@ -97,7 +102,7 @@ class ObjectView(TaxiiView):
         scope = object_scope(group, self.member, object_id)
         filters = parse_filters(request.GET, supported=ONE_OBJECT_FILTERS)
         rows = apply_filters(scope.filter(stix_id=object_id), filters)
-        return envelope_response(object_page(rows, scope, filters))
+        return envelope_response(object_page(rows, scope, filters, self.member))
 
     def delete(self, request: HttpRequest, collection_id: str, object_id: str) -> HttpResponse:
         group = find_collection(self.member, collection_id)
