@@ -21,6 +21,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 
 from exchange.models import StixObject
+from exchange.querysets import served_bodies
 from members.models import Member
 
 # Recipients asked in one statement (see `RuleStatement.union_for`): a delivery batch's worth.
@@ -106,10 +107,16 @@ def _readable_rows(
 
 
 def readable_bodies(wanted: dict[int, tuple[Member, set[int]]]) -> dict[int, dict[int, str]]:
-    """member id -> {version id: stored body} of the wanted versions that member may read.
+    """member id -> {version id: body as served to it} of the wanted versions it may read.
     `wanted` maps each member id to the member and the version ids it is to be sent."""
-    rows = _readable_rows(wanted, ("id", "body"))
-    return {member_id: dict(found) for member_id, found in rows.items()}
+    rows = _readable_rows(wanted, ("id", "type", "producer_id", "body"))
+    result: dict[int, dict[int, str]] = {}
+    for member_id, found in rows.items():
+        # As every other surface serves them: containers trimmed to the refs this reader may
+        # see (the rule's own `served_bodies`), everything else as stored.
+        served = served_bodies(wanted[member_id][0], [row[1:] for row in found])
+        result[member_id] = {row[0]: body for row, body in zip(found, served, strict=True)}
+    return result
 
 
 def readable_ids(members: Iterable[Member], version_ids: Iterable[int]) -> dict[int, set[int]]:

@@ -232,3 +232,36 @@ def test_ids_the_exchange_does_not_hold_are_kept(graph):
     )
     assert rel["id"] not in carol.object_ids(limit=1000)
     answers_like_unknown(carol, "/api/v1/objects/{}/", rep["id"])
+
+
+def test_webhook_and_email_bodies_carry_the_trimmed_report(
+    member_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Alert bodies are built per recipient at send time through the same rule: Carol's alert
+    about the report names only the ref she may see, Bob's names both."""
+    from alerts.models import Message
+    from alerts.services import bodies
+
+    alice = member_client("Alice", groups=("Finance",))
+    bob = member_client("Bob", groups=("Finance",))
+    carol = member_client("Carol")
+    secret, public = indicator(), indicator()
+    rep = report(secret["id"], public["id"])
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(alice, secret, trust_group="finance")
+        publish(alice, public, rep)
+
+    def report_in_bodies(client: MemberClient) -> dict[str, Any]:
+        found = []
+        for message in Message.objects.filter(member=client.member):
+            content = bodies.build(message, client.member)
+            if content is None:
+                continue
+            sent = json.loads(bodies.webhook_body(content))
+            found += [o for o in sent["data"]["objects"] if o["id"] == rep["id"]]
+            assert rep["id"] not in bodies.email_text(content)[1] or found
+        assert len(found) == 1, found
+        return found[0]
+
+    assert report_in_bodies(carol)["object_refs"] == [public["id"]]
+    assert sorted(report_in_bodies(bob)["object_refs"]) == sorted([secret["id"], public["id"]])
