@@ -3,12 +3,9 @@ dashboard pages."""
 
 from django.contrib import admin
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
-from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-
-from exchange.api.errors import error_body
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -17,17 +14,6 @@ def health(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
 
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """An unrouted path under /api/ (an id the URL converter refuses, say) answers in the API's
-    error format with the body of any other 404, so a client cannot tell a malformed id from a
-    missing or invisible one; other paths get the dashboard's page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
-    return defaults.page_not_found(request, exception)
-
-
-handler404 = not_found
 
 urlpatterns = [
     path("health/", health, name="health"),
