@@ -78,12 +78,19 @@ _snapshots_lock = threading.Lock()
 
 
 def _intelligence(activation: Activation) -> Q:
-    wanted = Q(
-        stix_id__in=ActivationIndicator.objects.filter(activation=activation).values("stix_id")
+    """The activation's indicators and its incident: one `IN (... UNION ...)` subquery, which
+    PostgreSQL answers from the (stix_id, modified) index. The former `IN (...) OR stix_id =`
+    made it read every stored version (a quarter of a second at 100,000 objects)."""
+    indicators = (
+        ActivationIndicator.objects.filter(activation=activation).order_by().values_list("stix_id")
     )
-    if activation.incident_stix_id:
-        wanted |= Q(stix_id=activation.incident_stix_id)
-    return wanted
+    incident = (
+        Activation.objects.filter(pk=activation.pk)
+        .exclude(incident_stix_id="")
+        .order_by()
+        .values_list("incident_stix_id")
+    )
+    return Q(stix_id__in=indicators.union(incident))
 
 
 def snapshot(activation: Activation) -> Snapshot:
