@@ -30,7 +30,7 @@ from members.access import (
     signed_in_required,
 )
 from members.exceptions import PhalanxError
-from members.models import Member, User
+from members.models import Member, TrustGroupMembership, User
 from members.timestamps import parse_utc
 
 from ..forms import TRIAGE_ACTIONS, BulkTriageForm, TriageFilterForm
@@ -63,13 +63,20 @@ def counts_changed(member: Member) -> None:
             cache.set(key, 1, None)
 
 
+def _groups_key(member: Member) -> str:
+    """The member's trust groups now, for cache keys of what it may see: leaving (or joining)
+    a group must change its counts and charts at once, not when the cache expires."""
+    ids = TrustGroupMembership.objects.filter(member=member).order_by("group_id")
+    return ".".join(str(pk) for pk in ids.values_list("group_id", flat=True))
+
+
 def cached_count(*, member: Member, user: User, name: str, rows: QuerySet[Any]) -> tuple[int, bool]:
     """`triage.capped_count(rows)`, kept `COUNT_SECONDS`. The key names the member (whose
     visibility `rows` was built with), the user ("assigned to me") and what was counted
     (`name`: the figure and its filters), so no count ever answers for another reader."""
     generation = cache.get(_generation_key(member), 0)
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    key = f"dashboard:count:{member.pk}:{user.pk}:{generation}:{digest}"
+    key = f"dashboard:count:{member.pk}:{_groups_key(member)}:{user.pk}:{generation}:{digest}"
     found = cache.get(key)
     if found is None:
         found = triage.capped_count(rows)
@@ -84,7 +91,7 @@ def cached_count(*, member: Member, user: User, name: str, rows: QuerySet[Any]) 
 def _charts(member: Member) -> dict[str, Any]:
     """The trend charts aggregate two weeks of intelligence: computed once a minute per
     member, not on every page load."""
-    key = f"dashboard:charts:{member.pk}"
+    key = f"dashboard:charts:{member.pk}:{_groups_key(member)}"
     found = cache.get(key)
     if found is None:
         found = {

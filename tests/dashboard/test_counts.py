@@ -80,3 +80,19 @@ def test_counts_are_short_lived(analyst: Any, monkeypatch: pytest.MonkeyPatch) -
     assert queue_count(b.client) == "1"  # kept: someone else's publication
     time.sleep(1.2)
     assert queue_count(b.client) == "2"
+
+
+def test_leaving_a_group_changes_the_counts_at_once(analyst: Any) -> None:
+    """Counts are a visibility surface: a cached figure must not outlive the membership it was
+    counted under."""
+    from members import services as member_services
+    from members.models import TrustGroup
+
+    a = analyst(groups=("finance",))
+    b = analyst(groups=("finance",))
+    a.publish(*[indicator() for _ in range(2)], groups=("finance",))
+    assert queue_count(b.client) == "2" and open_count(b.client) == "2"
+    member_services.remove_member_from_group(
+        member=b.member, group=TrustGroup.objects.get(slug="finance")
+    )
+    assert queue_count(b.client) == "0" and open_count(b.client) == "0"
