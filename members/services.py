@@ -182,8 +182,14 @@ def create_user(
     return user
 
 
-def _member_user(member: Member, user_id: int) -> User:
-    user = User.objects.select_for_update().filter(pk=user_id, member=member).first()
+def member_user(*, member: Member, user_id: int) -> User:
+    """One of `member`'s users; another member's answers exactly like an id that never was."""
+    return _member_user(member, user_id, lock=False)
+
+
+def _member_user(member: Member, user_id: int, *, lock: bool = True) -> User:
+    users = User.objects.select_for_update() if lock else User.objects.all()
+    user = users.filter(pk=user_id, member=member).first()
     if user is None:
         raise NotFound("No such user.")
     return user

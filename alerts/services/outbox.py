@@ -262,11 +262,12 @@ def replay_dead(
             last_status_code=None,
         )
         enqueue_after_commit(ids)
-        audit.record(
-            AuditAction.WEBHOOK_REPLAYED,
-            member=member,
-            details={"deliveries": ids[:100], "count": len(ids), "endpoint_id": endpoint_id},
-        )
+        if ids:  # a replay that matched nothing changed nothing: no audit row either
+            audit.record(
+                AuditAction.WEBHOOK_REPLAYED,
+                member=member,
+                details={"deliveries": ids[:100], "count": len(ids), "endpoint_id": endpoint_id},
+            )
     logger.info("replay member=%s deliveries=%d", member.pk, len(ids))
     return ids
 

@@ -94,8 +94,8 @@ class IssuedTokenSerializer(ApiTokenSerializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    member = serializers.CharField(source="member.name", default=None)
-    actor_member = serializers.CharField(source="actor_member.name", default=None)
+    member = serializers.CharField(source="member.name", default=None, allow_null=True)
+    actor_member = serializers.CharField(source="actor_member.name", default=None, allow_null=True)
 
     class Meta:
         model = AuditEvent

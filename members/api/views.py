@@ -100,10 +100,14 @@ class UserDetailView(AdminView):
         operation_id="update_user", request=UserUpdateSerializer, responses=UserSerializer
     )
     def patch(self, request: Request, user_id: int) -> Response:
+        member = acting_member(request)
+        # Another member's user id is a 404 whatever the body holds, as for a missing id: a
+        # 400 for a bad body first would tell the caller that the id exists.
+        services.member_user(member=member, user_id=user_id)
         form = UserUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = services.set_user_role(
-            member=acting_member(request), user_id=user_id, role=form.validated_data["role"]
+            member=member, user_id=user_id, role=form.validated_data["role"]
         )
         return Response(UserSerializer(user).data)
 

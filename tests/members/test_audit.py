@@ -14,6 +14,8 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts.choices import DeliveryState
+from alerts.models import Delivery
 from members import audit, services
 from members.choices import AuditAction, AuditChannel
 from members.models import ApiToken, AuditEvent
@@ -232,10 +234,11 @@ def test_every_webhook_change_is_audited_without_secrets(member_client):
     rotated = api(alice, "post", path + "rotate-secret/").json()["secret"]
     api(alice, "patch", path, {"description": "SOAR", "is_active": False})
     assert api(alice, "post", path + "test/").status_code == 202
-    assert (
-        api(alice, "post", "/api/v1/deliveries/replay/", {"endpoint": endpoint_id}).status_code
-        == 202
-    )
+    # A replay that matches nothing changes nothing and is not audited; one of a dead delivery is.
+    replay = {"endpoint": endpoint_id}
+    assert api(alice, "post", "/api/v1/deliveries/replay/", replay).json() == {"replayed": []}
+    Delivery.objects.filter(endpoint_id=endpoint_id).update(state=DeliveryState.DEAD)
+    assert api(alice, "post", "/api/v1/deliveries/replay/", replay).json()["replayed"]
     assert api(alice, "delete", path).status_code == 204
 
     rows = list(AuditEvent.objects.filter(member=alice.member, action__startswith="webhook."))
