@@ -66,8 +66,13 @@ def counts_changed(member: Member) -> None:
 def _groups_key(member: Member) -> str:
     """The member's trust groups now, for cache keys of what it may see: leaving (or joining)
     a group must change its counts and charts at once, not when the cache expires."""
-    ids = TrustGroupMembership.objects.filter(member=member).order_by("group_id")
-    return ".".join(str(pk) for pk in ids.values_list("group_id", flat=True))
+    # Asked once per request: the page's several counts and its charts share the answer.
+    found = member.__dict__.get("_dashboard_groups_key")
+    if found is None:
+        ids = TrustGroupMembership.objects.filter(member=member).order_by("group_id")
+        found = ".".join(str(pk) for pk in ids.values_list("group_id", flat=True))
+        member.__dict__["_dashboard_groups_key"] = found
+    return str(found)
 
 
 def cached_count(*, member: Member, user: User, name: str, rows: QuerySet[Any]) -> tuple[int, bool]:
