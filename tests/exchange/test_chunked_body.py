@@ -4,62 +4,24 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from exchange.models import StixObject
 from tests.factories import bundle, indicator
-from tests.processes import ROOT, process_env, stop_process, wait_for
+from tests.processes import start_gunicorn, stop_process
 
 pytestmark = pytest.mark.services
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def gunicorn_url(transactional_db: None, tmp_path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115  closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "exchange.wsgi:application",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            "1",
-        ],
-        cwd=ROOT,
-        env=process_env(PHALANX_MAX_BODY_BYTES="200000"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def answers() -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/health/")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-
+    proc, port = start_gunicorn(log_path=tmp_path / "gunicorn.log", PHALANX_MAX_BODY_BYTES="200000")
     try:
-        assert wait_for(answers, timeout=30), "gunicorn did not come up"
         yield "127.0.0.1", port
     finally:
         stop_process(proc)
-        log.close()
 
 
 def _post_chunked(
