@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.http import QueryDict
 
 from members.exceptions import PhalanxError
+from members.timestamps import parse_utc
 
 from .. import stix
 from ..paging import Position, clamp_limit, decode_cursor
@@ -67,9 +68,8 @@ def parse_timestamp(name: str, raw: str) -> datetime:
             f"2026-01-01T00:00:00.000Z (got {raw[:60]!r})."
         )
     try:
-        # In UTC: Postgres refuses offsets past 15:59 that Python accepts.
-        return datetime.fromisoformat(text.upper()).astimezone(UTC)
-    except (ValueError, OverflowError):
+        return parse_utc(text.upper())
+    except ValueError:
         raise BadFilter(f"{name} is not a valid date and time ({raw[:60]!r}).") from None
 
 
