@@ -1,8 +1,9 @@
 """Indexing observables: flow 1 of DESIGN.md, "store -> index observables -> commit".
 
-`index_versions` runs inside the publishing transaction, right after the new versions are
-stored, and holds the publish lock with it: that is what makes `is_latest` and the inherited
-rule keys race-free. On PostgreSQL the rows go in with COPY.
+`index_published` runs inside the publishing transaction, right after the new versions are
+stored, from the objects already in memory, and holds the publish lock with it: that is what
+makes `is_latest` and the inherited rule keys race-free. `index_versions` reads stored bodies
+instead, for rebuilding the index. On PostgreSQL the rows go in with COPY.
 """
 
 from __future__ import annotations
