@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import (
     BooleanField,
     Exists,
+    Expression,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -44,6 +45,7 @@ def _names_its_readers(prefix: str = "") -> Q:
 def audience_reach(
     *,
     member: Member | int | None = None,
+    readers: Iterable[int] | None = None,
     audience_ids: Iterable[int] | QuerySet[Any] | None = None,
     group_id: int | None = None,
     named: bool | None = None,
@@ -64,9 +66,9 @@ def audience_reach(
     access at once on every surface: REST, TAXII, exports, lookup, dashboard, alerts.
 
     Rows are (audience id, reader id, via group id, by name); the producer's own row has no
-    group and is not "by name". `member`, `audience_ids` and `group_id` (reach through that
-    group) narrow the rows; `named` True keeps the audiences read by named recipients only,
-    False those read by whole groups;
+    group and is not "by name". `member`, `readers` (member ids), `audience_ids` and
+    `group_id` (reach through that group) narrow the rows; `named` True keeps the audiences
+    read by named recipients only, False those read by whole groups;
     `only_audience_ids` returns just the audience ids, for an `IN (...)` subquery.
     """
     from .models import Audience
@@ -80,6 +82,10 @@ def audience_reach(
     if member is not None:
         reaches &= Q(**{reader: member})
         own &= Q(producer=member)
+    if readers is not None:
+        readers = list(readers)
+        reaches &= Q(**{f"{reader}__in": readers})
+        own &= Q(producer__in=readers)
     if audience_ids is not None:
         reaches &= Q(audience_id__in=audience_ids)
         own &= Q(pk__in=audience_ids)
@@ -108,13 +114,55 @@ def audience_reach(
     )
 
 
-def visible_audience_ids(member: Member) -> Q:
-    """The audiences `member` reads, by `audience_reach`.
+def readable_audiences(member: Member) -> list[int]:
+    """The ids of the audiences `member` reads now, by `audience_reach`: one small query.
 
-    Audiences are few and shared by many objects, so this stays one small subquery that the
-    database evaluates once per query, not once per row.
-    """
-    return Q(audience_id__in=audience_reach(member=member, only_audience_ids=True))
+    The rule below takes them as one parameter rather than as a subquery: the graph rule
+    needs them in a dozen places, and a dozen copies of the audience subquery cost PostgreSQL
+    more to plan (tens of milliseconds) than the whole read costs to run."""
+    return sorted(row[0] for row in audience_reach(member=member, only_audience_ids=True))
+
+
+def readable_audiences_of(member_ids: Iterable[int]) -> dict[int, list[int]]:
+    """member id -> its `readable_audiences`, for many members in one query."""
+    found: dict[int, set[int]] = {pk: set() for pk in member_ids}
+    if not found:
+        return {}
+    for audience_id, reader_id, _, _ in audience_reach(readers=list(found)):
+        found[reader_id].add(audience_id)
+    return {pk: sorted(ids) for pk, ids in found.items()}
+
+
+def ids_parameter(vendor: str, ids: Sequence[int]) -> Any:
+    """`ids` as the one query parameter `InIds` binds, in the form the database reads."""
+    return list(ids) if vendor == "postgresql" else json.dumps(list(ids))
+
+
+class InIds(Expression):
+    """`column IN ids`, with the ids bound as ONE parameter (an array on PostgreSQL, a JSON
+    array on SQLite) whatever their number: the statement's text does not depend on how many
+    audiences a reader has, and no backend limit on parameters is ever reached."""
+
+    conditional = True
+
+    def __init__(self, column: str, ids: Sequence[int]) -> None:
+        super().__init__(output_field=BooleanField())
+        self.column: Any = F(column)
+        self.ids = list(ids)
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        (self.column,) = exprs
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        column, params = compiler.compile(self.column)
+        value = ids_parameter(connection.vendor, self.ids)
+        if connection.vendor == "postgresql":
+            return f"{column} = ANY(%s)", (*params, value)
+        # The column is compiled by Django, the ids are a bound parameter.
+        return f"{column} IN (SELECT value FROM json_each(%s))", (*params, value)  # noqa: S608
 
 
 # --- the graph rule ------------------------------------------------------------------------------
@@ -141,11 +189,11 @@ def visible_audience_ids(member: Member) -> Q:
 CONTAINER_TYPES = ("grouping", "note", "observed-data", "opinion", "report")
 
 
-def _readable(member: Member) -> QuerySet[Any]:
-    """The versions whose audience reaches `member` (the audience rule alone)."""
+def _readable(audiences: Sequence[int]) -> QuerySet[Any]:
+    """The versions whose audience is one of `audiences` (the audience rule alone)."""
     from .models import StixObject
 
-    return StixObject.objects.filter(visible_audience_ids(member))
+    return StixObject.objects.filter(InIds("audience_id", audiences))
 
 
 def _may_name(rows: QuerySet[Any], ref: str) -> Q:
@@ -167,14 +215,14 @@ def _ends_visible(member: Member, readable: QuerySet[Any]) -> Q:
     )
 
 
-def _ref_shown(member: Member) -> QuerySet[Any]:
-    """The rows a container ref may name for `member`: readable, and for a relationship with
-    both ends visible."""
-    readable = _readable(member)
+def _ref_shown(member: Member, audiences: Sequence[int]) -> QuerySet[Any]:
+    """The rows a container ref may name for `member`, who reads `audiences`: readable, and
+    for a relationship with both ends visible."""
+    readable = _readable(audiences)
     return readable.filter(_ends_visible(member, readable))
 
 
-def graph_rule(member: Member) -> Q:
+def graph_rule(member: Member, audiences: Sequence[int]) -> Q:
     """The graph half of THE visibility rule, applied by `visible_to` on top of the audience
     rule: a relationship needs both ends visible; a container left with no ref the reader may
     see (its required `object_refs` would be empty) is hidden, unless the reader produced it.
@@ -183,31 +231,40 @@ def graph_rule(member: Member) -> Q:
     from .models import ContainerRef
 
     refs = ContainerRef.objects.filter(version=OuterRef("pk"))
-    kept_ref = refs.filter(_may_name(_ref_shown(member), "ref"))
-    return _ends_visible(member, _readable(member)) & (
+    kept_ref = refs.filter(_may_name(_ref_shown(member, audiences), "ref"))
+    return _ends_visible(member, _readable(audiences)) & (
         ~Q(type__in=CONTAINER_TYPES) | Q(producer=member) | ~Exists(refs) | Exists(kept_ref)
     )
 
 
-def shown_refs(member: Member, ids: Iterable[str]) -> set[str]:
-    """Of `ids`, those a container served to `member` keeps in its `object_refs`: the ones it
-    may see, and the ones the exchange does not hold (see the graph rule above). One query."""
+def shown_refs(
+    member: Member, ids: Iterable[str], audiences: Sequence[int] | None = None
+) -> set[str]:
+    """Of `ids`, those a container served to `member` (who reads `audiences`, read now when
+    not given) keeps in its `object_refs`: the ones it may see, and the ones the exchange does
+    not hold (see the graph rule above). One query."""
     from .models import StixObject
 
     wanted = sorted(set(ids))
     if not wanted:
         return set()
-    shown = Exists(_ref_shown(member).filter(pk=OuterRef("pk")))
+    if audiences is None:
+        audiences = readable_audiences(member)
+    shown = Exists(_ref_shown(member, audiences).filter(pk=OuterRef("pk")))
     held = StixObject.objects.filter(stix_id__in=wanted).annotate(shown=shown)
     rows = list(held.values_list("stix_id", "shown"))
     return (set(wanted) - {sid for sid, _ in rows}) | {sid for sid, ok in rows if ok}
 
 
-def served_bodies(member: Member, rows: Sequence[tuple[str, int, str]]) -> list[str]:
-    """The JSON text `member` is served for stored rows given as (type, producer id, body):
-    containers of other producers are re-serialised with `object_refs` trimmed to what the
-    reader may see; every other row is its stored text, untouched. One query when a
-    container is among them, none otherwise."""
+def served_bodies(
+    member: Member,
+    rows: Sequence[tuple[str, int, str]],
+    audiences: Sequence[int] | None = None,
+) -> list[str]:
+    """The JSON text `member` (who reads `audiences`, see `shown_refs`) is served for stored
+    rows given as (type, producer id, body): containers of other producers are re-serialised
+    with `object_refs` trimmed to what the reader may see; every other row is its stored text,
+    untouched. Queries only when a container is among them."""
     trimmed = [
         n
         for n, (kind, producer, _) in enumerate(rows)
@@ -218,7 +275,7 @@ def served_bodies(member: Member, rows: Sequence[tuple[str, int, str]]) -> list[
         return bodies
     decoded = {n: json.loads(bodies[n]) for n in trimmed}
     refs = {ref for data in decoded.values() for ref in data.get("object_refs") or ()}
-    keep = shown_refs(member, refs)
+    keep = shown_refs(member, refs, audiences)
     for n, data in decoded.items():
         if "object_refs" in data:
             data["object_refs"] = [ref for ref in data["object_refs"] if ref in keep]
@@ -233,13 +290,20 @@ def served_body(member: Member, version: StixObject) -> str:
 
 
 class StixObjectQuerySet(models.QuerySet["StixObject"]):
-    def visible_to(self, member: Member | None) -> StixObjectQuerySet:
+    def visible_to(
+        self, member: Member | None, *, audiences: Sequence[int] | None = None
+    ) -> StixObjectQuerySet:
         """Only the versions `member` may read: the audience rule (`audience_reach`) and the
         graph rule (`graph_rule`). An inactive member or no member reads nothing. Bodies of
-        containers are trimmed when served (`served_bodies`)."""
+        containers are trimmed when served (`served_bodies`).
+
+        `audiences` are the member's `readable_audiences`, read now when not given; a caller
+        asking for many members passes what it read for all of them in one query."""
         if member is None or not member.is_active:
             return self.none()
-        return self.filter(visible_audience_ids(member)).filter(graph_rule(member))
+        if audiences is None:
+            audiences = readable_audiences(member)
+        return self.filter(InIds("audience_id", audiences)).filter(graph_rule(member, audiences))
 
     def of_type(self, *types: str) -> StixObjectQuerySet:
         return self.filter(type__in=types) if types else self

@@ -1,13 +1,15 @@
 """Which versions each of many recipients may read, asked of the one visibility rule.
 
 A delivery batch asks `StixObject.objects.visible_to(member)` for every recipient. Building and
-compiling that queryset costs about a millisecond of Python per member, which is most of the
-cost of a webhook, while the SQL it produces differs from member to member only in the member's
-id. So the rule is compiled for two recipients of the batch and, when the two statements are
-identical except at the positions holding each member's own id, that statement is run for every
-recipient with its id in those positions (many recipients' copies joined by UNION ALL, so a batch
-costs one round trip). Anything else (a different statement, a parameter that changes for another
-reason, too few recipients) falls back to one `visible_to` query per member.
+compiling that queryset costs milliseconds of Python per member, which is most of the cost of a
+webhook, while the SQL it produces differs from member to member only in the member's id and
+the audiences it reads (`readable_audiences`, one parameter). So the recipients' audiences are
+read in one query, the rule is compiled twice with two members' ids and two distinct marker
+audience lists, and when the two statements are identical except at the positions holding those
+values, that statement is run for every recipient with its own id and audiences in those
+positions (many recipients' copies joined by UNION ALL, so a batch costs one round trip).
+Anything else (a different statement, a parameter that changes for another reason, too few
+recipients) falls back to one `visible_to` query per member.
 Either way the SQL is the rule's own: nothing here restates who may read what.
 """
 
@@ -21,11 +23,15 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 
 from exchange.models import StixObject
-from exchange.querysets import served_bodies
+from exchange.querysets import ids_parameter, readable_audiences_of, served_bodies
 from members.models import Member
 
 # Recipients asked in one statement (see `RuleStatement.union_for`): a delivery batch's worth.
 UNION_MEMBERS = 50
+
+# Audience lists no member reads (audience ids are positive), used only to compile the rule
+# so that the positions of a member's audiences among the parameters can be told apart.
+MARKERS = ([-1], [-2])
 
 
 @dataclass(frozen=True)
@@ -35,23 +41,39 @@ class RuleStatement:
     sql: str
     params: tuple[Any, ...]
     member_slots: tuple[int, ...]
+    audience_slots: tuple[int, ...]
 
-    def params_for(self, member: Member) -> list[Any]:
+    def params_for(self, member: Member, audiences: Sequence[int]) -> list[Any]:
         params = list(self.params)
         for slot in self.member_slots:
             params[slot] = member.pk
+        value = ids_parameter(connection.vendor, audiences)
+        for slot in self.audience_slots:
+            params[slot] = value
         return params
 
-    def union_for(self, members: Sequence[Member]) -> tuple[str, list[Any]]:
-        """One statement asking the rule for each of `members`: their answers side by side,
-        each row led by its member's id. One round trip instead of one per member."""
+    def union_for(
+        self, members: Sequence[Member], audiences: dict[int, list[int]]
+    ) -> tuple[str, list[Any]]:
+        """One statement asking the rule for each of `members` (who read `audiences`): their
+        answers side by side, each row led by its member's id. One round trip instead of one
+        per member."""
         part = f"SELECT %s, rule.* FROM ({self.sql}) rule"  # noqa: S608  the rule's own SQL
-        params = [value for m in members for value in (m.pk, *self.params_for(m))]
+        params = [value for m in members for value in (m.pk, *self.params_for(m, audiences[m.pk]))]
         return " UNION ALL ".join([part] * len(members)), params
 
 
-def _query(member: Member, version_ids: Sequence[int], fields: tuple[str, ...]) -> Any:
-    return StixObject.objects.visible_to(member).filter(id__in=version_ids).values_list(*fields)
+def _query(
+    member: Member,
+    version_ids: Sequence[int],
+    fields: tuple[str, ...],
+    audiences: Sequence[int] | None = None,
+) -> Any:
+    return (
+        StixObject.objects.visible_to(member, audiences=audiences)
+        .filter(id__in=version_ids)
+        .values_list(*fields)
+    )
 
 
 def compile_rule(
@@ -60,46 +82,54 @@ def compile_rule(
     version_ids: Sequence[int],
     fields: tuple[str, ...] = ("id", "body"),
 ) -> RuleStatement | None:
-    """The rule as one statement parameterised by member, if two members' compilations show
-    that the member's id is all that differs; None otherwise."""
+    """The rule as one statement parameterised by member and audiences, if two compilations
+    (two members, two marker audience lists) show that those are all that differs; None
+    otherwise."""
     try:
-        sql_a, params_a = _query(first, version_ids, fields).query.sql_with_params()
-        sql_b, params_b = _query(second, version_ids, fields).query.sql_with_params()
+        sql_a, params_a = _query(first, version_ids, fields, MARKERS[0]).query.sql_with_params()
+        sql_b, params_b = _query(second, version_ids, fields, MARKERS[1]).query.sql_with_params()
     except EmptyResultSet:
         return None
     if sql_a != sql_b or len(params_a) != len(params_b) or first.pk == second.pk:
         return None
-    slots = []
+    markers = [ids_parameter(connection.vendor, marker) for marker in MARKERS]
+    member_slots, audience_slots = [], []
     for index, (a, b) in enumerate(zip(params_a, params_b, strict=True)):
         if a == first.pk and b == second.pk:
-            slots.append(index)
+            member_slots.append(index)
+        elif a == markers[0] and b == markers[1]:
+            audience_slots.append(index)
         elif a != b:
             return None
-    if not slots:
+    if not member_slots or not audience_slots:
         return None
-    return RuleStatement(sql_a, tuple(params_a), tuple(slots))
+    return RuleStatement(sql_a, tuple(params_a), tuple(member_slots), tuple(audience_slots))
 
 
 def _readable_rows(
-    wanted: dict[int, tuple[Member, set[int]]], fields: tuple[str, ...]
+    wanted: dict[int, tuple[Member, set[int]]],
+    fields: tuple[str, ...],
+    audiences: dict[int, list[int]],
 ) -> dict[int, list[tuple[Any, ...]]]:
     """member id -> the rows (`fields`, the first being the version id) of the wanted versions
-    that member may read."""
+    that member, who reads `audiences[member id]`, may read."""
     result: dict[int, list[tuple[Any, ...]]] = {member_id: [] for member_id in wanted}
     readers = [(m, ids) for m, ids in wanted.values() if m.is_active and ids]
-    all_ids = sorted(set().union(*(ids for _, ids in readers))) if readers else []
+    if not readers:
+        return result
+    all_ids = sorted(set().union(*(ids for _, ids in readers)))
     statement = (
         compile_rule(readers[0][0], readers[1][0], all_ids, fields) if len(readers) > 2 else None
     )
     if statement is None:
         for member, ids in readers:
-            result[member.pk] = list(_query(member, sorted(ids), fields))
+            result[member.pk] = list(_query(member, sorted(ids), fields, audiences[member.pk]))
         return result
     wanted_ids = {member.pk: ids for member, ids in readers}
     with connection.cursor() as cursor:
         for start in range(0, len(readers), UNION_MEMBERS):
             part = [member for member, _ in readers[start : start + UNION_MEMBERS]]
-            cursor.execute(*statement.union_for(part))
+            cursor.execute(*statement.union_for(part, audiences))
             for member_id, *row in cursor.fetchall():
                 if row[0] in wanted_ids[member_id]:
                     result[member_id].append(tuple(row))
@@ -109,12 +139,15 @@ def _readable_rows(
 def readable_bodies(wanted: dict[int, tuple[Member, set[int]]]) -> dict[int, dict[int, str]]:
     """member id -> {version id: body as served to it} of the wanted versions it may read.
     `wanted` maps each member id to the member and the version ids it is to be sent."""
-    rows = _readable_rows(wanted, ("id", "type", "producer_id", "body"))
+    audiences = readable_audiences_of(wanted)
+    rows = _readable_rows(wanted, ("id", "type", "producer_id", "body"), audiences)
     result: dict[int, dict[int, str]] = {}
     for member_id, found in rows.items():
         # As every other surface serves them: containers trimmed to the refs this reader may
         # see (the rule's own `served_bodies`), everything else as stored.
-        served = served_bodies(wanted[member_id][0], [row[1:] for row in found])
+        served = served_bodies(
+            wanted[member_id][0], [row[1:] for row in found], audiences[member_id]
+        )
         result[member_id] = {row[0]: body for row, body in zip(found, served, strict=True)}
     return result
 
@@ -123,5 +156,6 @@ def readable_ids(members: Iterable[Member], version_ids: Iterable[int]) -> dict[
     """member id -> which of `version_ids` that member may read (the same statement, without
     fetching any body: for callers that hold the bodies already)."""
     ids = set(version_ids)
-    rows = _readable_rows({m.pk: (m, ids) for m in members}, ("id",))
+    wanted = {m.pk: (m, ids) for m in members}
+    rows = _readable_rows(wanted, ("id",), readable_audiences_of(wanted))
     return {member_id: {row[0] for row in found} for member_id, found in rows.items()}
