@@ -1,5 +1,6 @@
-"""Response headers that hold the browser to the dashboard's security rules (SECURITY.md).
+"""Request-wide concerns of the exchange's own.
 
+Response headers that hold the browser to the dashboard's security rules (SECURITY.md).
 Intelligence is written by attackers' infrastructure and members' tools: every page escapes it,
 and this policy is the second wall. No inline script or style can run, nothing loads from
 another origin, no plugin, no `<base>` rewriting, and no other site may frame a page.
@@ -10,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+
+from .querysets import audiences_read_once
+
+# Requests that change nothing: the reader's audiences cannot change while one is answered.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -39,3 +45,18 @@ class ContentSecurityPolicyMiddleware:
         response.setdefault("Referrer-Policy", "same-origin")
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         return response
+
+
+class ReadAudiencesOnceMiddleware:
+    """A read-only request reads each member's audiences once (`audiences_read_once`): a page
+    asks the visibility rule several times (the page, the counts, the container trims), and
+    every ask would otherwise read the same audiences again."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in READ_ONLY_METHODS:
+            return self.get_response(request)
+        with audiences_read_once():
+            return self.get_response(request)

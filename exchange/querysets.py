@@ -4,7 +4,9 @@ TAXII, exports, counts, dashboard, alert bodies) starts from it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -114,13 +116,35 @@ def audience_reach(
     )
 
 
+# member id -> readable audiences, inside `audiences_read_once` (one read-only request).
+_read_once: ContextVar[dict[int, list[int]] | None] = ContextVar("read_once", default=None)
+
+
+@contextmanager
+def audiences_read_once() -> Iterator[None]:
+    """Within this block each member's audiences are read once, however many reads of the
+    store it makes. For a read-only request only: it changes no membership, so the answer
+    cannot change under it (a later request reads them anew)."""
+    token = _read_once.set({})
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
+
+
 def readable_audiences(member: Member) -> list[int]:
     """The ids of the audiences `member` reads now, by `audience_reach`: one small query.
 
     The rule below takes them as one parameter rather than as a subquery: the graph rule
     needs them in a dozen places, and a dozen copies of the audience subquery cost PostgreSQL
     more to plan (tens of milliseconds) than the whole read costs to run."""
-    return sorted(row[0] for row in audience_reach(member=member, only_audience_ids=True))
+    memo = _read_once.get()
+    if memo is not None and member.pk in memo:
+        return memo[member.pk]
+    found = sorted(row[0] for row in audience_reach(member=member, only_audience_ids=True))
+    if memo is not None:
+        memo[member.pk] = found
+    return found
 
 
 def readable_audiences_of(member_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -222,19 +246,24 @@ def _ref_shown(member: Member, audiences: Sequence[int]) -> QuerySet[Any]:
     return readable.filter(_ends_visible(member, readable))
 
 
-def graph_rule(member: Member, audiences: Sequence[int]) -> Q:
+def graph_rule(member: Member, audiences: Sequence[int], types: Collection[str] | None = None) -> Q:
     """The graph half of THE visibility rule, applied by `visible_to` on top of the audience
     rule: a relationship needs both ends visible; a container left with no ref the reader may
     see (its required `object_refs` would be empty) is hidden, unless the reader produced it.
     Only relationship and container rows pay for a subquery; the others are decided by their
-    own columns (`source_ref` NULL, `type`), so the keyset page scan stays on its index."""
+    own columns (`source_ref` NULL, `type`), so the keyset page scan stays on its index.
+    When the rows are known to be of `types` only, the halves no such row needs are left out
+    of the statement."""
     from .models import ContainerRef
 
-    refs = ContainerRef.objects.filter(version=OuterRef("pk"))
-    kept_ref = refs.filter(_may_name(_ref_shown(member, audiences), "ref"))
-    return _ends_visible(member, _readable(audiences)) & (
-        ~Q(type__in=CONTAINER_TYPES) | Q(producer=member) | ~Exists(refs) | Exists(kept_ref)
-    )
+    rule = Q()
+    if types is None or "relationship" in types:
+        rule &= _ends_visible(member, _readable(audiences))
+    if types is None or not set(CONTAINER_TYPES).isdisjoint(types):
+        refs = ContainerRef.objects.filter(version=OuterRef("pk"))
+        kept_ref = refs.filter(_may_name(_ref_shown(member, audiences), "ref"))
+        rule &= ~Q(type__in=CONTAINER_TYPES) | Q(producer=member) | ~Exists(refs) | Exists(kept_ref)
+    return rule
 
 
 def shown_refs(
@@ -291,19 +320,28 @@ def served_body(member: Member, version: StixObject) -> str:
 
 class StixObjectQuerySet(models.QuerySet["StixObject"]):
     def visible_to(
-        self, member: Member | None, *, audiences: Sequence[int] | None = None
+        self,
+        member: Member | None,
+        *,
+        audiences: Sequence[int] | None = None,
+        types: Collection[str] | None = None,
     ) -> StixObjectQuerySet:
         """Only the versions `member` may read: the audience rule (`audience_reach`) and the
         graph rule (`graph_rule`). An inactive member or no member reads nothing. Bodies of
         containers are trimmed when served (`served_bodies`).
 
         `audiences` are the member's `readable_audiences`, read now when not given; a caller
-        asking for many members passes what it read for all of them in one query."""
+        asking for many members passes what it read for all of them in one query. `types`
+        keeps only versions of those STIX types (and spares the statement the graph rule's
+        parts that do not concern them)."""
         if member is None or not member.is_active:
             return self.none()
         if audiences is None:
             audiences = readable_audiences(member)
-        return self.filter(InIds("audience_id", audiences)).filter(graph_rule(member, audiences))
+        rows = self if types is None else self.filter(type__in=sorted(types))
+        return rows.filter(InIds("audience_id", audiences)).filter(
+            graph_rule(member, audiences, types)
+        )
 
     def of_type(self, *types: str) -> StixObjectQuerySet:
         return self.filter(type__in=types) if types else self

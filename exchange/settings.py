@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Where each request's privileged actions come from, for the audit log (members.audit).
     "members.audit.AuditMiddleware",
+    # A read-only request reads each member's audiences once for all its reads of the store.
+    "exchange.middleware.ReadAudiencesOnceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A strict Content-Security-Policy on every answer: the dashboard runs no inline script.

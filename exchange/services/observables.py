@@ -454,7 +454,7 @@ def current_matches(
     newest: dict[str, tuple[datetime, int, bool, int | None, str, datetime]] = {}
     first_added: dict[str, datetime] = {}
     for pk, stix_id, modified, added, revoked, confidence, tlp in _visible_versions(
-        member, sorted({row[1] for row in candidates})
+        member, sorted({row[1] for row in candidates}), {row[2] for row in candidates}
     ):
         if stix_id not in newest or modified > newest[stix_id][0]:
             newest[stix_id] = (modified, pk, revoked, confidence, tlp, added)
@@ -509,9 +509,11 @@ def in_text_list(values: Sequence[str]) -> Any:
     return list(values)
 
 
-def _visible_versions(member: Member, stix_ids: list[str]) -> list[tuple[Any, ...]]:
-    """Every version of these objects that `member` may read."""
-    visible = StixObject.objects.visible_to(member)
+def _visible_versions(
+    member: Member, stix_ids: list[str], types: Collection[str]
+) -> list[tuple[Any, ...]]:
+    """Every version of these objects (all of `types`) that `member` may read."""
+    visible = StixObject.objects.visible_to(member, types=types)
     fields = ("pk", "stix_id", "modified", "date_added", "revoked", "confidence", "tlp")
     if _postgres():
         return list(visible.filter(stix_id__in=in_text_list(stix_ids)).values_list(*fields))
