@@ -14,14 +14,14 @@ import re
 import uuid
 from datetime import datetime
 
-from django.db.models import Q, TextField
+from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from members.exceptions import NotFound
 from members.models import Member, TrustGroup
 
 from ..models import StixObject
-from ..querysets import StixObjectQuerySet, audience_reach
+from ..querysets import InIds, StixObjectQuerySet, audience_reach
 from ..stix import EPOCH
 
 _STIX_ID = re.compile(r"^[a-z][a-z0-9-]{0,248}--[0-9a-fA-F-]{36}$")
@@ -44,15 +44,20 @@ def find_collection(member: Member, collection_id: str) -> TrustGroup:
     return group
 
 
-def collection_objects(group: TrustGroup, member: Member) -> StixObjectQuerySet:
-    """Every version in `group`'s collection that `member` may read."""
+def collection_audiences(group: TrustGroup, member: Member) -> list[int]:
+    """The audiences whose versions `group`'s collection lists for `member`: one query."""
     through_group = audience_reach(
         member=member, group_id=group.pk, named=False, only_audience_ids=True
     )
     by_name = audience_reach(member=member, named=True, only_audience_ids=True)
-    return StixObject.objects.visible_to(member).filter(
-        Q(audience_id__in=through_group) | Q(audience_id__in=by_name)
-    )
+    return sorted({row[0] for row in through_group.union(by_name)})
+
+
+def collection_objects(group: TrustGroup, member: Member) -> StixObjectQuerySet:
+    """Every version in `group`'s collection that `member` may read. The collection's
+    audiences are read first and bound as one parameter, as `visible_to` binds the reader's."""
+    in_collection = InIds("audience_id", collection_audiences(group, member))
+    return StixObject.objects.visible_to(member).filter(in_collection)
 
 
 def object_scope(group: TrustGroup, member: Member, stix_id: str) -> StixObjectQuerySet:
