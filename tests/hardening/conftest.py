@@ -115,15 +115,3 @@ def world(member_client: Any, django_capture_on_commit_callbacks: Any) -> World:
     _collect_received(alice)
     _collect_received(bob)
     return World(alice, bob)
-
-
-# The oracle's worlds issue thousands of visibility queries; on Postgres each pays the planning
-# of the graph rule (20-30 ms), which made it the slowest test in CI by minutes. CI runs it on
-# SQLite; a developer's `scripts/test` with Postgres up still runs it there too.
-SQLITE_ONLY_IN_CI = {"test_visibility_oracle.py"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.parent.name == "hardening" and item.path.name not in SQLITE_ONLY_IN_CI:
-            item.add_marker(pytest.mark.postgres_in_ci)
