@@ -162,6 +162,13 @@ def ids_parameter(vendor: str, ids: Sequence[int]) -> Any:
     return list(ids) if vendor == "postgresql" else json.dumps(list(ids))
 
 
+def _in_ids(column: str, vendor: str) -> str:
+    """SQL: `column` is one of the ids (one parameter, as `InIds` binds it)."""
+    if vendor == "postgresql":
+        return f"{column} = ANY(%s)"
+    return f"{column} IN (SELECT value FROM json_each(%s))"  # noqa: S608  a column, a parameter
+
+
 class InIds(Expression):
     """`column IN ids`, with the ids bound as ONE parameter (an array on PostgreSQL, a JSON
     array on SQLite) whatever their number: the statement's text does not depend on how many
@@ -183,10 +190,7 @@ class InIds(Expression):
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         column, params = compiler.compile(self.column)
         value = ids_parameter(connection.vendor, self.ids)
-        if connection.vendor == "postgresql":
-            return f"{column} = ANY(%s)", (*params, value)
-        # The column is compiled by Django, the ids are a bound parameter.
-        return f"{column} IN (SELECT value FROM json_each(%s))", (*params, value)  # noqa: S608
+        return _in_ids(column, connection.vendor), (*params, value)
 
 
 # --- the graph rule ------------------------------------------------------------------------------
@@ -213,37 +217,125 @@ class InIds(Expression):
 CONTAINER_TYPES = ("grouping", "note", "observed-data", "opinion", "report")
 
 
-def _readable(audiences: Sequence[int]) -> QuerySet[Any]:
-    """The versions whose audience is one of `audiences` (the audience rule alone)."""
-    from .models import StixObject
+class _GraphSql:
+    """The graph rule's SQL, written once for any alias of the row it judges.
 
-    return StixObject.objects.filter(InIds("audience_id", audiences))
+    Written as SQL text rather than built with the ORM: the rule nests a dozen correlated
+    subqueries, and building and compiling them with the ORM cost more Python time (10-20 ms
+    a read) than the database spends running the whole read. Every subquery is a probe of
+    the (stix_id, modified) index or of the container refs' version index."""
+
+    def __init__(self, connection: Any, member_pk: int, audiences: Sequence[int]) -> None:
+        from .models import ContainerRef, StixObject
+
+        self.vendor = connection.vendor
+        self.quote = connection.ops.quote_name
+        self.objects = self.quote(StixObject._meta.db_table)
+        self.refs = self.quote(ContainerRef._meta.db_table)
+        self.member_pk = member_pk
+        self.audiences = ids_parameter(self.vendor, audiences)
+
+    def names_visible(self, ref: str, tag: str) -> tuple[str, list[Any]]:
+        """The id in SQL column `ref` names a version the reader's audiences reach, or
+        nothing the exchange holds (the second probe runs only when the first finds none)."""
+        reach = _in_ids(f"{tag}r.audience_id", self.vendor)
+        sql = (
+            f"(EXISTS (SELECT 1 FROM {self.objects} {tag}r"  # noqa: S608  names, not values
+            f" WHERE {tag}r.stix_id = {ref} AND {reach})"
+            f" OR NOT EXISTS (SELECT 1 FROM {self.objects} {tag}h WHERE {tag}h.stix_id = {ref}))"
+        )
+        return sql, [self.audiences]
+
+    def ends_visible(self, row: dict[str, str], tag: str) -> tuple[str, list[Any]]:
+        """Not a relationship (no `source_ref`), or the reader's own, or both its ends
+        visible. `row` maps column names to their SQL for the row judged."""
+        source, source_params = self.names_visible(row["source_ref"], f"{tag}s")
+        target, target_params = self.names_visible(row["target_ref"], f"{tag}t")
+        sql = (
+            f"({row['source_ref']} IS NULL OR {row['producer_id']} = %s OR ({source} AND {target}))"
+        )
+        return sql, [self.member_pk, *source_params, *target_params]
+
+    def container_kept(self, row: dict[str, str]) -> tuple[str, list[Any]]:
+        """Not a container, or the reader's own, or without refs, or with a ref the reader
+        may see: readable and, for a relationship, with both ends visible; or held by
+        nobody."""
+        shown = {
+            "source_ref": "phx_v.source_ref",
+            "target_ref": "phx_v.target_ref",
+            "producer_id": "phx_v.producer_id",
+        }
+        ends, ends_params = self.ends_visible(shown, "phx_v")
+        reach = _in_ids("phx_v.audience_id", self.vendor)
+        kinds = ", ".join(["%s"] * len(CONTAINER_TYPES))
+        version = row["id"]
+        # Names and placeholders only: every value is a bound parameter.
+        sql = (
+            f"({row['type']} NOT IN ({kinds}) OR {row['producer_id']} = %s"  # noqa: S608
+            f" OR NOT EXISTS (SELECT 1 FROM {self.refs} phx_c WHERE phx_c.version_id = {version})"
+            f" OR EXISTS (SELECT 1 FROM {self.refs} phx_k WHERE phx_k.version_id = {version}"
+            f" AND (EXISTS (SELECT 1 FROM {self.objects} phx_v WHERE phx_v.stix_id = phx_k.ref"
+            f" AND {reach} AND {ends})"
+            f" OR NOT EXISTS (SELECT 1 FROM {self.objects} phx_h"
+            f" WHERE phx_h.stix_id = phx_k.ref))))"
+        )
+        return sql, [*CONTAINER_TYPES, self.member_pk, self.audiences, *ends_params]
 
 
-def _may_name(rows: QuerySet[Any], ref: str) -> Q:
-    """The id in column `ref` of the outer row names one of `rows`, or nothing the exchange
-    holds. Both are probes of the (stix_id, modified) index; the second runs only when the
-    first finds nothing."""
-    from .models import StixObject
-
-    held = StixObject.objects.filter(stix_id=OuterRef(ref))
-    return Q(Exists(rows.filter(stix_id=OuterRef(ref)))) | Q(~Exists(held))
+# The columns of the judged row that the graph rule reads.
+_GRAPH_COLUMNS = ("id", "type", "producer_id", "source_ref", "target_ref")
 
 
-def _ends_visible(member: Member, readable: QuerySet[Any]) -> Q:
-    """Not a relationship (no `source_ref`), or the reader's own, or both its ends visible."""
-    return (
-        Q(source_ref__isnull=True)
-        | Q(producer=member)
-        | (_may_name(readable, "source_ref") & _may_name(readable, "target_ref"))
-    )
+class GraphRule(Expression):
+    """The graph rule on the row at hand, for a reader (`member_pk`) who reads `audiences`:
+    its relationship ends (`ends`) and its container refs (`containers`)."""
+
+    conditional = True
+
+    def __init__(
+        self, member_pk: int, audiences: Sequence[int], *, ends: bool, containers: bool
+    ) -> None:
+        super().__init__(output_field=BooleanField())
+        self.columns: list[Any] = [F(name) for name in _GRAPH_COLUMNS]
+        self.member_pk = member_pk
+        self.audiences = list(audiences)
+        self.ends = ends
+        self.containers = containers
+
+    def get_source_expressions(self) -> list[Any]:
+        return self.columns
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        self.columns = list(exprs)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        row = {
+            name: compiler.compile(column)[0]
+            for name, column in zip(_GRAPH_COLUMNS, self.columns, strict=True)
+        }
+        graph = _GraphSql(connection, self.member_pk, self.audiences)
+        parts: list[str] = []
+        params: list[Any] = []
+        if self.ends:
+            sql, more = graph.ends_visible(row, "phx_e")
+            parts.append(sql)
+            params.extend(more)
+        if self.containers:
+            sql, more = graph.container_kept(row)
+            parts.append(sql)
+            params.extend(more)
+        return " AND ".join(parts) or "1 = 1", tuple(params)
 
 
 def _ref_shown(member: Member, audiences: Sequence[int]) -> QuerySet[Any]:
     """The rows a container ref may name for `member`, who reads `audiences`: readable, and
     for a relationship with both ends visible."""
-    readable = _readable(audiences)
-    return readable.filter(_ends_visible(member, readable))
+    from .models import StixObject
+
+    return StixObject.objects.filter(
+        InIds("audience_id", audiences),
+        GraphRule(member.pk, audiences, ends=True, containers=False),
+    )
 
 
 def _has_containers(types: Collection[str] | None) -> bool:
@@ -255,7 +347,9 @@ def graph_applies(types: Collection[str] | None) -> bool:
     return types is None or "relationship" in types or _has_containers(types)
 
 
-def graph_rule(member: Member, audiences: Sequence[int], types: Collection[str] | None = None) -> Q:
+def graph_rule(
+    member: Member, audiences: Sequence[int], types: Collection[str] | None = None
+) -> GraphRule:
     """The graph half of THE visibility rule, applied by `visible_to` on top of the audience
     rule: a relationship needs both ends visible; a container left with no ref the reader may
     see (its required `object_refs` would be empty) is hidden, unless the reader produced it.
@@ -263,16 +357,12 @@ def graph_rule(member: Member, audiences: Sequence[int], types: Collection[str] 
     own columns (`source_ref` NULL, `type`), so the keyset page scan stays on its index.
     When the rows are known to be of `types` only, the halves no such row needs are left out
     of the statement."""
-    from .models import ContainerRef
-
-    rule = Q()
-    if types is None or "relationship" in types:
-        rule &= _ends_visible(member, _readable(audiences))
-    if _has_containers(types):
-        refs = ContainerRef.objects.filter(version=OuterRef("pk"))
-        kept_ref = refs.filter(_may_name(_ref_shown(member, audiences), "ref"))
-        rule &= ~Q(type__in=CONTAINER_TYPES) | Q(producer=member) | ~Exists(refs) | Exists(kept_ref)
-    return rule
+    return GraphRule(
+        member.pk,
+        audiences,
+        ends=types is None or "relationship" in types,
+        containers=_has_containers(types),
+    )
 
 
 def shown_refs(
