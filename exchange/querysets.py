@@ -235,22 +235,27 @@ class _GraphSql:
         self.member_pk = member_pk
         self.audiences = ids_parameter(self.vendor, audiences)
 
+    def some_version(self, ref: str, tag: str, condition: str) -> str:
+        """SQL: some stored version of the id in SQL column `ref` meets `condition` (on alias
+        `tag`), or the exchange holds no version of it. One aggregate over the id's few
+        versions rather than two EXISTS probes: half the subqueries for the planner."""
+        return (
+            f"COALESCE((SELECT MAX(CASE WHEN {condition} THEN 1 ELSE 0 END)"  # noqa: S608
+            f" FROM {self.objects} {tag} WHERE {tag}.stix_id = {ref}), 1) = 1"
+        )
+
     def names_visible(self, ref: str, tag: str) -> tuple[str, list[Any]]:
         """The id in SQL column `ref` names a version the reader's audiences reach, or
-        nothing the exchange holds (the second probe runs only when the first finds none)."""
-        reach = _in_ids(f"{tag}r.audience_id", self.vendor)
-        sql = (
-            f"(EXISTS (SELECT 1 FROM {self.objects} {tag}r"  # noqa: S608  names, not values
-            f" WHERE {tag}r.stix_id = {ref} AND {reach})"
-            f" OR NOT EXISTS (SELECT 1 FROM {self.objects} {tag}h WHERE {tag}h.stix_id = {ref}))"
-        )
-        return sql, [self.audiences]
+        nothing the exchange holds."""
+        return self.some_version(ref, tag, _in_ids(f"{tag}.audience_id", self.vendor)), [
+            self.audiences
+        ]
 
     def ends_visible(self, row: dict[str, str], tag: str) -> tuple[str, list[Any]]:
         """Not a relationship (no `source_ref`), or the reader's own, or both its ends
         visible. `row` maps column names to their SQL for the row judged."""
-        source, source_params = self.names_visible(row["source_ref"], f"{tag}s")
-        target, target_params = self.names_visible(row["target_ref"], f"{tag}t")
+        source, source_params = self.names_visible(row["source_ref"], f"{tag}_s")
+        target, target_params = self.names_visible(row["target_ref"], f"{tag}_t")
         sql = (
             f"({row['source_ref']} IS NULL OR {row['producer_id']} = %s OR ({source} AND {target}))"
         )
@@ -259,7 +264,7 @@ class _GraphSql:
     def container_kept(self, row: dict[str, str]) -> tuple[str, list[Any]]:
         """Not a container, or the reader's own, or without refs, or with a ref the reader
         may see: readable and, for a relationship, with both ends visible; or held by
-        nobody."""
+        nobody. (Any ref ends the search: EXISTS stops at the first.)"""
         shown = {
             "source_ref": "phx_v.source_ref",
             "target_ref": "phx_v.target_ref",
@@ -274,10 +279,7 @@ class _GraphSql:
             f"({row['type']} NOT IN ({kinds}) OR {row['producer_id']} = %s"  # noqa: S608
             f" OR NOT EXISTS (SELECT 1 FROM {self.refs} phx_c WHERE phx_c.version_id = {version})"
             f" OR EXISTS (SELECT 1 FROM {self.refs} phx_k WHERE phx_k.version_id = {version}"
-            f" AND (EXISTS (SELECT 1 FROM {self.objects} phx_v WHERE phx_v.stix_id = phx_k.ref"
-            f" AND {reach} AND {ends})"
-            f" OR NOT EXISTS (SELECT 1 FROM {self.objects} phx_h"
-            f" WHERE phx_h.stix_id = phx_k.ref))))"
+            f" AND {self.some_version('phx_k.ref', 'phx_v', f'{reach} AND {ends}')}))"
         )
         return sql, [*CONTAINER_TYPES, self.member_pk, self.audiences, *ends_params]
 
