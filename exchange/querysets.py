@@ -39,7 +39,7 @@ GROUP_WIDE_TLPS = ("clear", "green", "amber", "amber+strict")
 READ_BY_PRODUCER = None  # `via group` of the producer's own reach: no group involved
 
 
-def _names_its_readers(prefix: str = "") -> Q:
+def names_its_readers(prefix: str = "") -> Q:
     """An audience read by its named recipients only (and its producer)."""
     return Q(**{f"{prefix}recipients_only": True}) | ~Q(**{f"{prefix}tlp__in": GROUP_WIDE_TLPS})
 
@@ -78,7 +78,7 @@ def audience_reach(
     reader = "trustgroup__memberships__member"
     # One `filter()` call: every condition must hold for the same membership row.
     reaches = Q(**{f"{reader}__is_active": True}) & (
-        ~_names_its_readers("audience__") | Q(audience__members=F(reader))
+        ~names_its_readers("audience__") | Q(audience__members=F(reader))
     )
     own = Q(producer__is_active=True)
     if member is not None:
@@ -95,13 +95,13 @@ def audience_reach(
         reaches &= Q(trustgroup_id=group_id)
         own &= Q(groups=group_id)  # the producer's publications to that group
     if named is not None:
-        reaches &= _names_its_readers("audience__") if named else ~_names_its_readers("audience__")
-        own &= _names_its_readers() if named else ~_names_its_readers()
+        reaches &= names_its_readers("audience__") if named else ~names_its_readers("audience__")
+        own &= names_its_readers() if named else ~names_its_readers()
     through_groups = Audience.groups.through.objects.filter(reaches)
     produced = Audience.objects.filter(own)
     if only_audience_ids:
         return through_groups.values_list("audience_id").union(produced.values_list("pk"))
-    by_name = ExpressionWrapper(_names_its_readers("audience__"), output_field=BooleanField())
+    by_name = ExpressionWrapper(names_its_readers("audience__"), output_field=BooleanField())
     return (
         through_groups.annotate(by_name=by_name)
         .values_list("audience_id", f"{reader}_id", "trustgroup_id", "by_name")

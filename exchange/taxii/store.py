@@ -14,14 +14,14 @@ import re
 import uuid
 from datetime import datetime
 
-from django.db.models import TextField
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from members.exceptions import NotFound
 from members.models import Member, TrustGroup
 
-from ..models import StixObject
-from ..querysets import InIds, StixObjectQuerySet, audience_reach
+from ..models import Audience, StixObject
+from ..querysets import InIds, StixObjectQuerySet, names_its_readers, readable_audiences
 from ..stix import EPOCH
 
 _STIX_ID = re.compile(r"^[a-z][a-z0-9-]{0,248}--[0-9a-fA-F-]{36}$")
@@ -45,12 +45,18 @@ def find_collection(member: Member, collection_id: str) -> TrustGroup:
 
 
 def collection_audiences(group: TrustGroup, member: Member) -> list[int]:
-    """The audiences whose versions `group`'s collection lists for `member`: one query."""
-    through_group = audience_reach(
-        member=member, group_id=group.pk, named=False, only_audience_ids=True
+    """The audiences whose versions `group`'s collection lists for `member`, who is a member
+    of `group` (`find_collection` made sure): of the audiences it reads, those that target
+    the group and those read by named recipients only. One query, on the reader's audiences
+    as `visible_to` reads them (once per request)."""
+    return sorted(
+        Audience.objects.filter(
+            InIds("id", readable_audiences(member)),
+            Q(groups=group) | names_its_readers(),
+        )
+        .values_list("pk", flat=True)
+        .distinct()
     )
-    by_name = audience_reach(member=member, named=True, only_audience_ids=True)
-    return sorted({row[0] for row in through_group.union(by_name)})
 
 
 def collection_objects(group: TrustGroup, member: Member) -> StixObjectQuerySet:
