@@ -13,6 +13,7 @@ differ from the strict parser's (`_parse_fast`), and plain indicators are recogn
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -25,11 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import stix2
-import stix2.exceptions
 from django.conf import settings
-from stix2.registry import STIX2_OBJ_MAPS
-from stix2patterns.validator import run_validator
 
 from members.choices import Tlp
 from members.exceptions import PhalanxError
@@ -379,6 +376,8 @@ def check_pattern_limits(pattern: str) -> None:
 
 def validate_pattern(pattern: str) -> None:
     check_pattern_limits(pattern)
+    from stix2patterns.validator import run_validator  # first use: see _stix21_classes
+
     try:
         errors = run_validator(pattern, stix_version="2.1")
     except Exception as exc:  # the ANTLR runtime may raise anything on hostile text
@@ -392,8 +391,28 @@ def validate_pattern(pattern: str) -> None:
 # --- objects -----------------------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SDO_SRO_TYPES = set(STIX2_OBJ_MAPS["2.1"]["objects"])
-_SCO_TYPES = set(STIX2_OBJ_MAPS["2.1"]["observables"])
+
+
+@functools.cache
+def _stix21_classes() -> dict[str, dict[str, Any]]:
+    """stix2's STIX 2.1 classes by kind ("objects", "observables") and type name.
+
+    stix2 is imported here, on first use, not when this module is: with the ANTLR pattern
+    parser, the TAXII client and requests that its package pulls in, it costs some 20 MB in
+    every web worker, Celery process and beat, and an idle one never validates an object (S8).
+    Importing it registers the classes, so the registry is read only after the import."""
+    import stix2  # noqa: F401  (registers the 2.1 classes)
+    from stix2.registry import STIX2_OBJ_MAPS
+
+    return STIX2_OBJ_MAPS["2.1"]
+
+
+def _is_sdo_or_sro(stix_type: str) -> bool:
+    return stix_type in _stix21_classes()["objects"]
+
+
+def _is_sco(stix_type: str) -> bool:
+    return stix_type in _stix21_classes()["observables"]
 
 
 @dataclass(frozen=True)
@@ -445,21 +464,19 @@ def _check_envelope(data: Any) -> tuple[str, str]:
         raise StixError("An object needs a string type and id.", code="missing_property")
     if not _ID_RE.match(stix_id) or not stix_id.startswith(stix_type + "--"):
         raise StixError(f"{stix_id!r} is not a valid id for type {stix_type!r}.", code="bad_id")
-    if stix_type not in _SDO_SRO_TYPES and stix_type not in _SCO_TYPES:
+    if not _is_sdo_or_sro(stix_type) and not _is_sco(stix_type):
         raise StixError(f"Unknown STIX 2.1 object type {stix_type!r}.", code="unknown_type")
     spec = data.get("spec_version")
-    if stix_type in _SDO_SRO_TYPES and spec != "2.1":
+    if _is_sdo_or_sro(stix_type) and spec != "2.1":
         raise StixError(f"spec_version must be '2.1' (got {spec!r}).", code="wrong_spec_version")
-    if stix_type in _SCO_TYPES and spec not in (None, "2.1"):
+    if _is_sco(stix_type) and spec not in (None, "2.1"):
         raise StixError(f"spec_version must be '2.1' (got {spec!r}).", code="wrong_spec_version")
     return stix_type, stix_id
 
 
 def _class_for(stix_type: str) -> Any:
-    return (
-        STIX2_OBJ_MAPS["2.1"]["objects"].get(stix_type)
-        or STIX2_OBJ_MAPS["2.1"]["observables"][stix_type]
-    )
+    classes = _stix21_classes()
+    return classes["objects"].get(stix_type) or classes["observables"][stix_type]
 
 
 def _check_custom_properties(stix_type: str, data: dict[str, Any]) -> None:
@@ -552,6 +569,9 @@ def _validate_fast(data: dict[str, Any], stix_type: str, stix_id: str) -> ValidO
 
 
 def _validate_with_stix2(data: dict[str, Any], stix_type: str, stix_id: str) -> ValidObject:
+    import stix2  # first use: see _stix21_classes
+    import stix2.exceptions
+
     try:
         parsed = stix2.parse(data, allow_custom=True, version="2.1")
     except stix2.exceptions.STIXError as exc:
@@ -646,7 +666,7 @@ def content_hash(data: dict[str, Any]) -> str:
 
 def has_created_by_ref(stix_type: str) -> bool:
     """Whether objects of this type carry `created_by_ref` (SCOs do not)."""
-    cls = STIX2_OBJ_MAPS["2.1"]["objects"].get(stix_type)
+    cls = _stix21_classes()["objects"].get(stix_type)
     return cls is not None and "created_by_ref" in cls._properties
 
 
