@@ -125,12 +125,18 @@ def _alert_contents(
     )
     alerts: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     versions_of: dict[int, set[int]] = defaultdict(set)
+    types: set[str] = set()
     for message_id, member_id, *alert in rows:
         if member_id == wanted[message_id][1].pk:  # an alert is only ever its own member's
             alerts[message_id].append(tuple(alert))
             versions_of[member_id].add(alert[1])
+            types.add(alert[3])
     recipients = {wanted[m][1].pk: wanted[m][1] for m in message_ids}
-    readable = readable_bodies({pk: (member, versions_of[pk]) for pk, member in recipients.items()})
+    # The alerts' object types are their versions' (copied when the alert was written; a
+    # version that somehow had another type would be left out, never shown wrongly).
+    readable = readable_bodies(
+        {pk: (member, versions_of[pk]) for pk, member in recipients.items()}, types
+    )
     contents: dict[int, Content | None] = {}
     for message_id in message_ids:
         message, member = wanted[message_id]

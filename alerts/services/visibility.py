@@ -8,14 +8,20 @@ read in one query, the rule is compiled twice with two members' ids and two dist
 audience lists, and when the two statements are identical except at the positions holding those
 values, that statement is run for every recipient with its own id and audiences in those
 positions (many recipients' copies joined by UNION ALL, so a batch costs one round trip).
-Anything else (a different statement, a parameter that changes for another reason, too few
-recipients) falls back to one `visible_to` query per member.
+When the caller knows the types of the wanted versions, the rule is asked for those types only
+(`visible_to(types=...)`): for objects that are neither relationships nor containers it then
+has no graph part, the member's id does not occur in it, and recipients who read the same
+audiences get the same answer, so the statement runs once per distinct audience list (a
+thousand members of one community are one small statement, not a thousand copies of the rule
+for PostgreSQL to plan). Anything else (a different statement, a parameter that changes for
+another reason, too few recipients) falls back to one `visible_to` query per member.
 Either way the SQL is the rule's own: nothing here restates who may read what.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +58,12 @@ class RuleStatement:
             params[slot] = value
         return params
 
+    @property
+    def per_audiences(self) -> bool:
+        """The member's id is not in the statement: its answer depends on the audiences read
+        only, so members reading the same audiences share one run of it."""
+        return not self.member_slots
+
     def union_for(
         self, members: Sequence[Member], audiences: dict[int, list[int]]
     ) -> tuple[str, list[Any]]:
@@ -68,9 +80,10 @@ def _query(
     version_ids: Sequence[int],
     fields: tuple[str, ...],
     audiences: Sequence[int] | None = None,
+    types: Collection[str] | None = None,
 ) -> Any:
     return (
-        StixObject.objects.visible_to(member, audiences=audiences)
+        StixObject.objects.visible_to(member, audiences=audiences, types=types)
         .filter(id__in=version_ids)
         .values_list(*fields)
     )
@@ -81,13 +94,18 @@ def compile_rule(
     second: Member,
     version_ids: Sequence[int],
     fields: tuple[str, ...] = ("id", "body"),
+    types: Collection[str] | None = None,
 ) -> RuleStatement | None:
-    """The rule as one statement parameterised by member and audiences, if two compilations
-    (two members, two marker audience lists) show that those are all that differs; None
-    otherwise."""
+    """The rule as one statement parameterised by audiences and, where it occurs in it, the
+    member's id, if two compilations (two members, two marker audience lists) show that those
+    are all that differs; None otherwise."""
     try:
-        sql_a, params_a = _query(first, version_ids, fields, MARKERS[0]).query.sql_with_params()
-        sql_b, params_b = _query(second, version_ids, fields, MARKERS[1]).query.sql_with_params()
+        sql_a, params_a = _query(
+            first, version_ids, fields, MARKERS[0], types
+        ).query.sql_with_params()
+        sql_b, params_b = _query(
+            second, version_ids, fields, MARKERS[1], types
+        ).query.sql_with_params()
     except EmptyResultSet:
         return None
     if sql_a != sql_b or len(params_a) != len(params_b) or first.pk == second.pk:
@@ -101,7 +119,7 @@ def compile_rule(
             audience_slots.append(index)
         elif a != b:
             return None
-    if not member_slots or not audience_slots:
+    if not audience_slots:
         return None
     return RuleStatement(sql_a, tuple(params_a), tuple(member_slots), tuple(audience_slots))
 
@@ -110,37 +128,56 @@ def _readable_rows(
     wanted: dict[int, tuple[Member, set[int]]],
     fields: tuple[str, ...],
     audiences: dict[int, list[int]],
+    types: Collection[str] | None = None,
 ) -> dict[int, list[tuple[Any, ...]]]:
     """member id -> the rows (`fields`, the first being the version id) of the wanted versions
-    that member, who reads `audiences[member id]`, may read."""
+    that member, who reads `audiences[member id]`, may read; only versions of `types`, when
+    given."""
     result: dict[int, list[tuple[Any, ...]]] = {member_id: [] for member_id in wanted}
     readers = [(m, ids) for m, ids in wanted.values() if m.is_active and ids]
     if not readers:
         return result
     all_ids = sorted(set().union(*(ids for _, ids in readers)))
     statement = (
-        compile_rule(readers[0][0], readers[1][0], all_ids, fields) if len(readers) > 2 else None
+        compile_rule(readers[0][0], readers[1][0], all_ids, fields, types)
+        if len(readers) > 2
+        else None
     )
     if statement is None:
         for member, ids in readers:
-            result[member.pk] = list(_query(member, sorted(ids), fields, audiences[member.pk]))
+            found = _query(member, sorted(ids), fields, audiences[member.pk], types)
+            result[member.pk] = list(found)
         return result
+    if statement.per_audiences:
+        # One run per distinct audience list, its rows shared by the members who read it.
+        sharing: dict[tuple[int, ...], list[Member]] = defaultdict(list)
+        for member, _ in readers:
+            sharing[tuple(audiences[member.pk])].append(member)
+        runs = [group[0] for group in sharing.values()]
+        members_of = {group[0].pk: group for group in sharing.values()}
+    else:
+        runs = [member for member, _ in readers]
+        members_of = {member.pk: [member] for member in runs}
     wanted_ids = {member.pk: ids for member, ids in readers}
     with connection.cursor() as cursor:
-        for start in range(0, len(readers), UNION_MEMBERS):
-            part = [member for member, _ in readers[start : start + UNION_MEMBERS]]
-            cursor.execute(*statement.union_for(part, audiences))
-            for member_id, *row in cursor.fetchall():
-                if row[0] in wanted_ids[member_id]:
-                    result[member_id].append(tuple(row))
+        for start in range(0, len(runs), UNION_MEMBERS):
+            cursor.execute(*statement.union_for(runs[start : start + UNION_MEMBERS], audiences))
+            for run_id, *row in cursor.fetchall():
+                for member in members_of[run_id]:
+                    if row[0] in wanted_ids[member.pk]:
+                        result[member.pk].append(tuple(row))
     return result
 
 
-def readable_bodies(wanted: dict[int, tuple[Member, set[int]]]) -> dict[int, dict[int, str]]:
+def readable_bodies(
+    wanted: dict[int, tuple[Member, set[int]]], types: Collection[str] | None = None
+) -> dict[int, dict[int, str]]:
     """member id -> {version id: body as served to it} of the wanted versions it may read.
-    `wanted` maps each member id to the member and the version ids it is to be sent."""
+    `wanted` maps each member id to the member and the version ids it is to be sent; `types`,
+    when given, are the STIX types of those versions (a version of another type is not
+    returned), which lets the rule leave out the graph parts they do not need."""
     audiences = readable_audiences_of(wanted)
-    rows = _readable_rows(wanted, ("id", "type", "producer_id", "body"), audiences)
+    rows = _readable_rows(wanted, ("id", "type", "producer_id", "body"), audiences, types)
     result: dict[int, dict[int, str]] = {}
     for member_id, found in rows.items():
         # As every other surface serves them: containers trimmed to the refs this reader may

@@ -125,3 +125,45 @@ def test_batched_visibility_runs_exactly_the_rule(
     # Two members: below the batch size where compiling once pays; same answers.
     pair = dict(list(wanted.items())[:2])
     assert readable_bodies(pair) == {pk: batched[pk] for pk in pair}
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_visibility_by_type_runs_once_per_audience_list_and_agrees_with_visible_to(
+    seed, member_client, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    """Told the versions' types (indicators: no graph part), the batched rule no longer needs
+    the member's id: members reading the same audiences share one run of it, and every member
+    still gets exactly what `visible_to` gives it, named recipients and inactive members too."""
+    rng = random.Random(seed)
+    clients = [
+        member_client(f"T{seed}-{n}", groups=tuple(g for g in GROUPS if rng.random() < 0.5))
+        for n in range(8)
+    ]
+    for _ in range(10):
+        producer = rng.choice(clients)
+        level = rng.choice(LEVELS)
+        params: dict[str, object] = {}
+        if level == "red":
+            peers = [c for c in clients if c is not producer]
+            params["recipient"] = [c.member.identity_id for c in rng.sample(peers, 2)]
+        response = producer.publish(bundle(indicator(markings=[TLP2[level]])), **params)
+        assert response.status_code == 201, response.content
+    quitter = clients[5].member
+    quitter.is_active = False
+    quitter.save()
+    version_ids = sorted(StixObject.objects.values_list("id", flat=True))
+    members = list(Member.objects.filter(pk__in=[c.member.pk for c in clients]))
+    statement = compile_rule(members[0], members[1], version_ids, types={"indicator"})
+    assert statement is not None and statement.per_audiences
+    wanted = {m.pk: (m, set(rng.sample(version_ids, 6))) for m in members}
+    # The audiences, then one statement for all members (fewer than UNION_MEMBERS distinct
+    # audience lists): no query per member.
+    with django_assert_max_num_queries(2):
+        batched = readable_bodies(wanted, types={"indicator"})
+    for member, ids in wanted.values():
+        expected = dict(
+            StixObject.objects.visible_to(member).filter(id__in=ids).values_list("id", "body")
+        )
+        assert batched[member.pk] == expected, f"seed {seed}: {member.name}"
+    # A type the versions are not of: nothing is returned, never a wrong body.
+    assert not any(readable_bodies(wanted, types={"malware"}).values())
