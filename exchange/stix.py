@@ -395,24 +395,36 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @functools.cache
 def _stix21_classes() -> dict[str, dict[str, Any]]:
-    """stix2's STIX 2.1 classes by kind ("objects", "observables") and type name.
+    """stix2's registry of STIX 2.1 classes by kind ("objects", "observables") and type name.
 
-    stix2 is imported here, on first use, not when this module is: with the ANTLR pattern
-    parser, the TAXII client and requests that its package pulls in, it costs some 20 MB in
-    every web worker, Celery process and beat, and an idle one never validates an object (S8).
-    Importing it registers the classes, so the registry is read only after the import."""
-    import stix2  # noqa: F401  (registers the 2.1 classes)
+    stix2 is imported here, on first use, not when this module is: with its ANTLR pattern
+    parser it costs 6 to 10 MB in every web worker, Celery process and beat, and an idle one
+    never validates an object (S8). Importing it fills the registry."""
+    import stix2  # noqa: F401  (fills the registry)
     from stix2.registry import STIX2_OBJ_MAPS
 
     return STIX2_OBJ_MAPS["2.1"]
 
 
+@functools.cache
+def _stix21_type_names(kind: str) -> frozenset[str]:
+    """The type names of one kind that stix2 defines for STIX 2.1 (its classes live in
+    `stix2.v21`). Other libraries register custom types in the same registry (misp-stix adds
+    `x-misp-object` and others, built in `stix2.custom`, when a MISP conversion first imports
+    it): those are not STIX 2.1 types and stay unknown here, whichever was imported first."""
+    return frozenset(
+        name
+        for name, cls in _stix21_classes()[kind].items()
+        if cls.__module__.startswith("stix2.v21.")
+    )
+
+
 def _is_sdo_or_sro(stix_type: str) -> bool:
-    return stix_type in _stix21_classes()["objects"]
+    return stix_type in _stix21_type_names("objects")
 
 
 def _is_sco(stix_type: str) -> bool:
-    return stix_type in _stix21_classes()["observables"]
+    return stix_type in _stix21_type_names("observables")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # Imported at first use only: validation (stix2 and its ANTLR pattern parser) and MISP
 # conversion (misp-stix with python-stix and cybox).
@@ -55,3 +57,25 @@ def test_validation_imports_stix2_on_first_use() -> None:
         "stix.has_created_by_ref('indicator')"
     )
     assert {"stix2", "stix2patterns"} <= loaded
+
+
+def test_types_other_libraries_register_stay_unknown_whatever_was_imported_first() -> None:
+    """The known types are stix2's own even when misp-stix (which registers `x-misp-*` classes
+    in stix2's registry) was imported before the first validation."""
+    import misp_stix_converter  # noqa: F401  (registers its custom classes)
+
+    from exchange import stix
+
+    stix._stix21_type_names.cache_clear()
+    custom = {
+        "type": "x-misp-object",
+        "id": "x-misp-object--6f3c1a6e-4a53-4d8b-9d1e-2f1b8c7a9e01",
+        "spec_version": "2.1",
+        "created": "2024-01-01T00:00:00.000Z",
+        "modified": "2024-01-01T00:00:00.000Z",
+    }
+    with pytest.raises(stix.StixError) as caught:
+        stix.validate_object(custom)
+    assert caught.value.code == "unknown_type"
+    assert "indicator" in stix._stix21_type_names("objects")
+    assert "ipv4-addr" in stix._stix21_type_names("observables")
